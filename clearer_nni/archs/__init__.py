@@ -1,0 +1,8 @@
+"""Architectures: CLEARER's modules and its multi-scale search space."""
+
+from .modules import *  # noqa: F401,F403
+from .modules import __all__ as _modules_all
+from .space import *  # noqa: F401,F403
+from .space import __all__ as _space_all
+
+__all__ = list(_modules_all) + list(_space_all)

@@ -1,0 +1,66 @@
+"""Data layer: image I/O, datasets, degradations, training patches and downloads.
+
+Images are ``float32`` ``H x W x C`` arrays in [0, 1] (``C`` = 1 or 3); every bad input raises
+:class:`DataError` (a ``ValueError``) naming the file and the problem. See docs/DATA.md.
+"""
+from .datasets import (
+    DEFAULT_DATA_ROOT,
+    SKIMAGE_SPLITS,
+    ImageSet,
+    available_datasets,
+    default_data_root,
+    list_images,
+    load_dataset,
+    register_dataset,
+)
+from .degradations import (
+    Degradation,
+    GaussianNoise,
+    JPEGCompression,
+    RainStreaks,
+    make_degradation,
+    paper_noisy,
+    standard_noisy,
+)
+from .download import fetch_dataset
+from .images import DataError, bit_depth, read_image, to_luma, write_image
+from .patches import (
+    PatchDataset,
+    center_crop_multiple,
+    dihedral,
+    eval_pairs,
+    inverse_dihedral,
+    make_loader,
+    worker_init_fn,
+)
+
+__all__ = [
+    "DEFAULT_DATA_ROOT",
+    "DataError",
+    "Degradation",
+    "GaussianNoise",
+    "ImageSet",
+    "JPEGCompression",
+    "PatchDataset",
+    "RainStreaks",
+    "SKIMAGE_SPLITS",
+    "available_datasets",
+    "bit_depth",
+    "center_crop_multiple",
+    "default_data_root",
+    "dihedral",
+    "eval_pairs",
+    "fetch_dataset",
+    "inverse_dihedral",
+    "list_images",
+    "load_dataset",
+    "make_degradation",
+    "make_loader",
+    "paper_noisy",
+    "read_image",
+    "register_dataset",
+    "standard_noisy",
+    "to_luma",
+    "worker_init_fn",
+    "write_image",
+]

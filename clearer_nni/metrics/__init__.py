@@ -1,0 +1,18 @@
+"""Image-quality metrics. PSNR in torch for training-time monitoring; evaluation uses scikit-image's."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["batch_psnr"]
+
+
+def batch_psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean PSNR (dB) over a batch of NCHW images; ``pred`` is clamped to ``[0, data_range]``.
+
+    Returns a 0-dim tensor (no host sync, so it can be called inside a training loop).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    mse = (pred.float().clamp(0, data_range) - target.float()).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(data_range ** 2 / mse.clamp_min(1e-12))).mean()

@@ -1,0 +1,194 @@
+"""The genotype: a versioned JSON record of a searched architecture, and the network built from it.
+
+Layout (version 1)::
+
+    {"format": "clearer-nni-genotype", "version": 1,
+     "space": {...SpaceConfig...},
+     "choices": {"cell1.col1": "fusion", ...},          # one per column label
+     "alpha": {"cell1.col1": {"parallel": 0.2, "fusion": 0.8}, ...},
+     "metadata": {"lambda_arch": ..., "software": {...}, ...}}
+
+Loading validates everything and raises :class:`GenotypeError` with one clear message. Nothing in a
+genotype is ever executed: it is plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch.nn as nn
+
+from ..archs.space import CANDIDATES, ClearerSpace, SpaceConfig, SpaceFileError
+
+__all__ = ["FORMAT", "VERSION", "Genotype", "GenotypeError", "software_versions", "atomic_write_text"]
+
+FORMAT = "clearer-nni-genotype"
+VERSION = 1
+
+
+class GenotypeError(ValueError):
+    """A genotype file or object is malformed or does not fit the space it is used with."""
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that produced a result (for metadata)."""
+    import nni
+    import numpy
+    import pytorch_lightning
+    import torch
+
+    from .. import __version__
+
+    return {"clearer_nni": __version__, "nni": nni.__version__, "torch": torch.__version__,
+            "pytorch_lightning": pytorch_lightning.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename, so no half-written file remains."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Genotype:
+    """A searched architecture: the space, one choice per column, the final α and metadata.
+
+    Parameters
+    ----------
+    space
+        The space the architecture was searched in.
+    choices
+        ``parallel`` or ``fusion`` for every column label of ``space``.
+    alpha
+        Final softmax(α) per column (optional; informative).
+    metadata
+        Free-form JSON-able facts (λ1, λ2, noise, steps, seed, PSNR, parameters, software versions...).
+    """
+
+    space: SpaceConfig
+    choices: dict[str, str]
+    alpha: dict[str, dict[str, float]] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self, source: str = "genotype") -> None:
+        """Check that the choices (and α) fit the space exactly; raise :class:`GenotypeError` if not."""
+        if not isinstance(self.choices, Mapping):
+            raise GenotypeError(f"{source}: 'choices' must be a mapping of column label to choice")
+        labels = self.space.labels
+        unknown = [k for k in self.choices if k not in labels]
+        if unknown:
+            raise GenotypeError(f"{source}: unknown column label(s) {unknown}; this space has {labels[0]}..{labels[-1]}")
+        missing = [k for k in labels if k not in self.choices]
+        if missing:
+            raise GenotypeError(f"{source}: missing choice for column(s) {missing}")
+        bad = {k: v for k, v in self.choices.items() if v not in CANDIDATES}
+        if bad:
+            raise GenotypeError(f"{source}: choices must be one of {list(CANDIDATES)}, got {bad}")
+        if not isinstance(self.alpha, Mapping):
+            raise GenotypeError(f"{source}: 'alpha' must be a mapping")
+        for label, probs in self.alpha.items():
+            if label not in labels:
+                raise GenotypeError(f"{source}: 'alpha' has unknown column label {label!r}")
+            if (not isinstance(probs, Mapping) or set(probs) != set(CANDIDATES)
+                    or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in probs.values())):
+                raise GenotypeError(f"{source}: alpha[{label!r}] must map {list(CANDIDATES)} to finite numbers")
+        if not isinstance(self.metadata, Mapping):
+            raise GenotypeError(f"{source}: 'metadata' must be a mapping")
+
+    def check_space(self, space: SpaceConfig, source: str = "genotype") -> None:
+        """Raise :class:`GenotypeError` unless this genotype was made for ``space``."""
+        if self.space != space:
+            ours, theirs = self.space.to_dict(), space.to_dict()
+            diff = {k: (ours[k], theirs[k]) for k in ours if ours[k] != theirs[k]}
+            raise GenotypeError(f"{source} was made for another space; differences (genotype, expected): {diff}")
+
+    # -- (de)serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "space": self.space.to_dict(),
+                "choices": {label: self.choices[label] for label in self.space.labels},
+                "alpha": self.alpha, "metadata": self.metadata}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the genotype as JSON, atomically."""
+        path = Path(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        return path
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str = "genotype") -> "Genotype":
+        if not isinstance(doc, dict):
+            raise GenotypeError(f"{source}: expected a JSON object, got {type(doc).__name__}")
+        if doc.get("format") != FORMAT:
+            raise GenotypeError(f"{source}: not a clearer-nni genotype (format is {doc.get('format')!r}, "
+                                f"expected {FORMAT!r})")
+        if doc.get("version") != VERSION:
+            raise GenotypeError(f"{source}: unsupported genotype version {doc.get('version')!r} "
+                                f"(this clearer-nni reads version {VERSION})")
+        for key in ("space", "choices"):
+            if key not in doc:
+                raise GenotypeError(f"{source}: missing key {key!r}")
+        try:
+            space = SpaceConfig.from_dict(doc["space"], source=f"{source}: space")
+        except SpaceFileError as exc:
+            raise GenotypeError(str(exc)) from None
+        geno = cls.__new__(cls)
+        geno.space, geno.choices = space, doc["choices"]
+        geno.alpha, geno.metadata = doc.get("alpha") or {}, doc.get("metadata") or {}
+        geno.validate(source)
+        if isinstance(geno.choices, dict):
+            geno.choices = dict(geno.choices)
+        return geno
+
+    @classmethod
+    def load(cls, path: str | Path, space: SpaceConfig | None = None) -> "Genotype":
+        """Read and validate a genotype file; with ``space``, also check it was made for that space."""
+        path = Path(path)
+        if not path.is_file():
+            raise GenotypeError(f"genotype file not found: {path}")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise GenotypeError(f"{path}: not valid JSON ({exc})") from None
+        geno = cls.from_dict(doc, source=str(path))
+        if space is not None:
+            geno.check_space(space, source=str(path))
+        return geno
+
+    # -- building -----------------------------------------------------------------------------
+    def build(self) -> nn.Module:
+        """Freeze a fresh :class:`ClearerSpace` with these choices into a plain :class:`ClearerNetwork`."""
+        return ClearerSpace(self.space).freeze(dict(self.choices)).to_network()
+
+    def counts(self) -> dict[str, int]:
+        """How many columns chose each candidate."""
+        return {name: sum(v == name for v in self.choices.values()) for name in CANDIDATES}
+
+    def summary(self) -> str:
+        """One line per cell, e.g. ``cell1: F P F F``."""
+        rows = []
+        for i, n in enumerate(self.space.columns, start=1):
+            picks = [self.choices[f"cell{i}.col{j}"][0].upper() for j in range(1, n + 1)]
+            rows.append(f"cell{i}: " + " ".join(picks))
+        return "\n".join(rows)

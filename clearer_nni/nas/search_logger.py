@@ -1,0 +1,156 @@
+"""Watching a search: every N steps, the losses, each column's P(parallel) and validation PSNR.
+
+Rows go to a CSV (appended as the search runs, so it can be watched) and to an optional callback
+(e.g. NNI intermediate results); at the end, a PNG of the α trajectories.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytorch_lightning as pl
+import torch
+
+from ..archs.space import CANDIDATES
+from ..metrics import batch_psnr
+
+__all__ = ["SearchLogger", "fixed_batches", "derived_alpha"]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def fixed_batches(dataset: Any, batch_size: int) -> list[Batch]:
+    """Materialise a (small, deterministic) dataset of (degraded, clean) pairs as a list of batches."""
+    items = [dataset[i] for i in range(len(dataset))]
+    return [(torch.stack([x for x, _ in items[i:i + batch_size]]), torch.stack([y for _, y in items[i:i + batch_size]]))
+            for i in range(0, len(items), batch_size)]
+
+
+@contextmanager
+def derived_alpha(oneshot: Any) -> Iterator[None]:
+    """Temporarily make every column's softmax(α) one-hot at its argmax: the derived network,
+    with the super-network's (inherited) weights."""
+    saved = []
+    with torch.no_grad():
+        for _, m, _ in oneshot.mixed_columns():
+            a = m._arch_alpha
+            saved.append(a.detach().clone())
+            hard = torch.full_like(a, -1e4)
+            hard[int(a.argmax())] = 0.0
+            a.copy_(hard)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for (_, m, _), a in zip(oneshot.mixed_columns(), saved):
+                m._arch_alpha.copy_(a)
+
+
+class SearchLogger(pl.Callback):
+    """Lightning callback logging a :class:`~clearer_nni.nas.ClearerDartsModule` search.
+
+    Parameters
+    ----------
+    path
+        CSV file to write.
+    monitor
+        Fixed validation batches for PSNR.
+    every
+        Log every this many steps (and at the last one).
+    total_steps
+        The search's length (to log its last step).
+    on_log
+        Called with each row.
+    """
+
+    def __init__(self, path: str | Path, monitor: list[Batch], every: int = 50, total_steps: int | None = None,
+                 on_log: Callable[[dict[str, float]], None] | None = None) -> None:
+        super().__init__()
+        self.path, self.monitor, self.every = Path(path), monitor, every
+        self.total_steps, self.on_log = total_steps, on_log
+        self.rows: list[dict[str, float]] = []
+        self._start = time.time()
+        self._fields: list[str] | None = None
+
+    @torch.no_grad()
+    def evaluate(self, oneshot: Any, derived: bool = False) -> float:
+        """Mean PSNR (dB) of the super-network (or the derived one) on the monitor batches."""
+        net = oneshot.training_module
+        was_training = net.training
+        net.eval()
+        try:
+            with derived_alpha(oneshot) if derived else nullcontext():
+                total = torch.zeros((), device=oneshot.device)
+                for degraded, clean in self.monitor:
+                    total += batch_psnr(net(degraded.to(oneshot.device)), clean.to(oneshot.device))
+            return float(total) / len(self.monitor)
+        finally:
+            net.train(was_training)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = pl_module.search_step
+        last = self.total_steps is not None and step >= self.total_steps
+        if step % self.every and not last and step != 1:
+            return
+        rec = pl_module.last_record
+        row: dict[str, float] = {"step": step, "seconds": round(time.time() - self._start, 2),
+                                 "warmup": int(step <= pl_module.warmup_steps)}
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        for key in ("loss_res", "arch_loss_res", "loss_arch", "loss_comp"):
+            row[key] = float(rec[key]) if key in rec else math.nan
+        if "loss_arch" not in rec:  # warm-up: still report the current regularisers
+            with torch.no_grad():
+                la, lc = pl_module.regularizers()
+            row["loss_arch"], row["loss_comp"] = float(la), float(lc)
+        row["val_psnr"] = self.evaluate(pl_module)
+        for label, p in pl_module.parallel_probs().items():
+            row[f"p_parallel/{label}"] = p
+        self._write(row)
+        self.rows.append(row)
+        if self.on_log is not None:
+            self.on_log(row)
+
+    def _write(self, row: dict[str, float]) -> None:
+        new = self._fields is None
+        if new:
+            self._fields = list(row)
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=self._fields)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def plot(self, path: str | Path) -> None:
+        """PNG of P(parallel) per column over the search, and the validation PSNR."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if not self.rows:
+            return
+        steps = [r["step"] for r in self.rows]
+        labels = [k for k in self.rows[0] if k.startswith("p_parallel/")]
+        cells = sorted({k.split("/")[1].split(".")[0] for k in labels})
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+        cmap = plt.get_cmap("tab10")
+        styles = ["-", "--", ":", "-."]
+        for k in labels:
+            cell, col = k.split("/")[1].split(".")
+            ax.plot(steps, [r[k] for r in self.rows], styles[(int(col[3:]) - 1) % 4],
+                    color=cmap(cells.index(cell)), label=k.split("/")[1])
+        ax.axhline(0.5, color="grey", lw=0.5)
+        ax.set(xlabel="search step", ylabel=f"P({CANDIDATES[0]})", ylim=(-0.02, 1.02),
+               title="architecture weights (above 0.5: parallel, below: fusion)")
+        ax.legend(fontsize=7, ncol=max(1, len(cells)), loc="best")
+        ax2.plot(steps, [r["val_psnr"] for r in self.rows], color="k")
+        ax2.set(xlabel="search step", ylabel="PSNR (dB)", title="super-network, validation patches")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)

@@ -1,0 +1,27 @@
+"""clearer-nni: CLEARER (Gou et al., NeurIPS 2020) multi-scale NAS for image restoration, on NNI 3.0."""
+from setuptools import find_packages, setup
+
+setup(
+    name="clearer-nni",
+    version="0.1.0",
+    description="CLEARER multi-scale neural architecture search for image restoration, as an NNI 3.0 plugin",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["clearer_nni", "clearer_nni.*"]),
+    package_data={"clearer_nni": ["py.typed"]},
+    install_requires=[
+        "torch>=2.1",
+        "nni==3.0",
+        "pytorch-lightning==2.6.6",
+        "setuptools<81",
+        "numpy>=1.24",
+        "scikit-image>=0.22",
+        "pandas>=2.0",
+        "matplotlib>=3.7",
+        "PyYAML>=6.0",
+        "tqdm>=4.60",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": ["clearer-nni=clearer_nni.cli:main"]},
+)

@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny spaces, synthetic data, and a HOME that NNI cannot litter."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    # NNI writes ~/nni-experiments: keep every test's HOME temporary.
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture
+def tiny_space():
+    from clearer_nni.archs import SpaceConfig
+
+    return SpaceConfig(channels=(4, 8, 16), columns=(2, 2), stem="paper")
+
+
+def synthetic_batches(n: int, batch: int = 2, size: int = 16, channels: int = 1, seed: int = 0):
+    """(noisy, clean) batches of smooth random images."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        clean = torch.nn.functional.avg_pool2d(torch.rand(batch, channels, size + 4, size + 4, generator=g), 5, 1)
+        out.append((clean + 0.2 * torch.randn(clean.shape, generator=g), clean))
+    return out
