@@ -13,6 +13,9 @@ __all__ = ["COMMANDS", "run_cli", "main"]
 #: Sub-command → module with a ``main(argv)`` function.
 COMMANDS = {
     "search": "clearer_nni.search",
+    "retrain": "clearer_nni.retrain",
+    "evaluate": "clearer_nni.evaluate",
+    "restore": "clearer_nni.restore",
 }
 
 

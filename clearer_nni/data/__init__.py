@@ -22,7 +22,6 @@ from .degradations import (
     paper_noisy,
     standard_noisy,
 )
-from .download import fetch_dataset
 from .images import DataError, bit_depth, read_image, to_luma, write_image
 from .patches import (
     PatchDataset,
@@ -33,6 +32,17 @@ from .patches import (
     make_loader,
     worker_init_fn,
 )
+
+
+
+def __getattr__(name: str):
+    # imported lazily so that ``python -m clearer_nni.data.download`` does not import itself twice
+    if name == "fetch_dataset":
+        from .download import fetch_dataset
+
+        return fetch_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_DATA_ROOT",

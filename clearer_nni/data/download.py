@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -41,7 +42,7 @@ DATASETS: dict[str, dict] = {
         "sha256": None,  # Berkeley publishes no checksum
         "folder": "BSR",
         "layout": "BSR/BSDS500/data/images/{train,val,test}/*.jpg",
-        "notes": "Official BSR tarball (about 70 MB, includes segmentations). Mirror of the images: "
+        "notes": "Official BSR tarball (images plus segmentations and benchmark code). Mirror of the images: "
                  "https://github.com/BIDS/BSDS500 (BSDS500/data/images).",
     },
     "set12": {
@@ -181,7 +182,7 @@ def download(url: str, dest: Union[str, os.PathLike], sha256: Optional[str] = No
             response = None
         else:
             raise DataError(f"{url}: download failed, HTTP {exc.code} {exc.reason}") from exc
-    except (URLError, OSError) as exc:
+    except (URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataError(f"{url}: download failed ({reason})") from exc
 
@@ -208,7 +209,7 @@ def download(url: str, dest: Union[str, os.PathLike], sha256: Optional[str] = No
                             break
                         f.write(block)
                         bar.update(len(block))
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 raise DataError(f"{url}: download interrupted ({exc}); run again to resume from {part}") from exc
 
     size = part.stat().st_size

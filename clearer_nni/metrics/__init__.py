@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["batch_psnr"]
+from .quality import psnr, quantize_8bit, score, ssim, ssim_implementation
+
+__all__ = ["batch_psnr", "psnr", "quantize_8bit", "score", "ssim", "ssim_implementation"]
 
 
 def batch_psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

@@ -1,0 +1,316 @@
+"""``python -m clearer_nni.evaluate``: PSNR and SSIM of a retrained model under a named protocol (SPEC section 5).
+
+Protocols (the one used is printed and written next to every number):
+
+- ``standard`` (DnCNN/KAIR, Set12/BSD68): whole image, float Gaussian noise ``x + sigma/255 N(0, 1)``
+  drawn after ``np.random.seed(0)`` for each image, not clipped; no self-ensemble unless asked.
+- ``paper`` (the CLEARER authors', BSD500 test): images center-cropped to a multiple of 64, noise
+  ``clip(255 x + sigma N, 0, 255)`` truncated to uint8 (seed 0 per image); ``--patch 64`` restores
+  non-overlapping 64x64 patches separately (CLEARER-P), without it the whole image (CLEARER).
+
+In both, the prediction is clipped to [0, 1] and quantised to 8 bits (``round(255 x) / 255``) and then
+scored with scikit-image's ``peak_signal_noise_ratio`` and ``structural_similarity`` (``data_range=1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+__all__ = ["PROTOCOLS", "PAPER_CROP", "LeakError", "EvalConfig", "EvalResult", "protocol_pairs",
+           "check_unseen", "evaluate_model", "format_summary", "run_evaluate", "main"]
+
+PROTOCOLS = ("standard", "paper")
+#: The paper protocol center-crops test images to multiples of this (the authors' patch size).
+PAPER_CROP = 64
+
+Pair = tuple[np.ndarray, np.ndarray, str]
+
+
+class LeakError(ValueError):
+    """The test set overlaps data the model (or its search) was trained or selected on."""
+
+
+def protocol_pairs(data: Any, protocol: str, sigma: float) -> list[Pair]:
+    """``(degraded, clean, path)`` triples of an :class:`~clearer_nni.data.ImageSet` under ``protocol``.
+
+    Paired sets (e.g. Rain800) are used as they are (``sigma`` ignored); the paper protocol still crops.
+    """
+    from .data import eval_pairs, paper_noisy, standard_noisy
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+    crop = PAPER_CROP if protocol == "paper" else None
+    if data.paired:
+        return eval_pairs(data, None, crop_multiple=crop)
+    noise = partial(paper_noisy if protocol == "paper" else standard_noisy, sigma=sigma)
+    return eval_pairs(data, noise, crop_multiple=crop)
+
+
+def _is_bsd68(name: str) -> bool:
+    key = name.lower()
+    if key.startswith("bsd68/"):
+        return True
+    # a plain folder holding BSD68 under its usual names
+    return key.startswith("folder:") and Path(key[len("folder:"):]).name in ("bsd68", "set68", "cbsd68")
+
+
+def check_unseen(test_name: str, seen: Sequence[str], model: str = "the model") -> None:
+    """Refuse to score BSD68 when the model's training or search used BSDS500's validation split.
+
+    BSD68 is 68 images of the BSDS300 test set, which became BSDS500 *val*; a model that saw
+    ``bsds500/val`` (for α in the search, or for model selection in retraining) would be scored on
+    images it was fitted or selected on.
+
+    Raises
+    ------
+    LeakError
+        ``test_name`` is BSD68 and ``"bsds500/val"`` is among ``seen``.
+    """
+    if _is_bsd68(test_name) and any(s.lower() == "bsds500/val" for s in seen):
+        raise LeakError(f"{model} records 'bsds500/val' in its search or training data ({', '.join(seen)}); "
+                        "BSD68 is a subset of BSDS500 val, so its BSD68 score would be contaminated. "
+                        "Evaluate on Set12 or BSDS500 test instead, or search/retrain without bsds500/val")
+
+
+def _self_ensemble(restore: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """x8 geometric self-ensemble: mean over the 8 dihedral transforms of the inverse-transformed outputs."""
+    from .data import dihedral, inverse_dihedral
+
+    total = np.zeros(x.shape, dtype=np.float64)
+    for k in range(8):
+        total += inverse_dihedral(restore(np.ascontiguousarray(dihedral(x, k))), k)
+    return (total / 8).astype(np.float32)
+
+
+def evaluate_model(network: nn.Module, pairs: Sequence[Pair], *, patch: int | None = None,
+                   self_ensemble: bool = False, device: str | torch.device = "cpu", quantize: bool = True,
+                   save_dir: str | Path | None = None, progress: bool = False) -> "Any":
+    """Restore each degraded image and score it against its clean image.
+
+    Parameters
+    ----------
+    network
+        Any module mapping ``N x C x H x W`` to the same shape (run in eval mode, no gradients).
+    pairs
+        ``(degraded, clean, path)`` triples of ``H x W x C`` arrays, e.g. :func:`protocol_pairs`.
+    patch
+        Restore non-overlapping ``patch`` x ``patch`` windows separately (CLEARER-P); ``None``: whole image.
+        Where the image is not a multiple of ``patch``, the last window is flush with the border and
+        overlaps its neighbour (averaged there).
+    self_ensemble
+        x8 geometric self-ensemble (flips and quarter turns, inverted, averaged).
+    device
+        Where the network runs.
+    quantize
+        Score the prediction rounded to 8 bits (:func:`~clearer_nni.metrics.quantize_8bit`), as saved.
+    save_dir
+        Also write each restored image there as an 8-bit PNG named after its source.
+    progress
+        Show a tqdm bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image: ``image``, ``path``, ``height``, ``width``, ``psnr``, ``ssim``,
+        ``psnr_input`` (the degraded image's PSNR), ``seconds``.
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    from .data import write_image
+    from .metrics import psnr, score
+    from .restore import resolve_device, restore_array
+
+    device = resolve_device(device)
+    restore = partial(restore_array, network, tile=patch, overlap=0, device=device)
+    rows = []
+    for degraded, clean, path in tqdm(pairs, desc="evaluate", unit="image", disable=not progress):
+        start = time.time()
+        pred = _self_ensemble(restore, degraded) if self_ensemble else restore(degraded)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.time() - start
+        p, s = score(pred, clean, quantize=quantize)
+        name = Path(path.split(":", 1)[1] if path.startswith("skimage:") else path).stem
+        rows.append({"image": name, "path": path, "height": clean.shape[0], "width": clean.shape[1],
+                     "psnr": p, "ssim": s, "psnr_input": psnr(degraded, clean), "seconds": round(seconds, 4)})
+        if save_dir is not None:
+            write_image(Path(save_dir) / f"{name}.png", pred, bit_depth=8)
+    return pd.DataFrame(rows, columns=["image", "path", "height", "width", "psnr", "ssim", "psnr_input", "seconds"])
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation."""
+
+    model: str = ""
+    data: str = "set12"
+    split: str = "test"
+    data_root: str | None = None
+    sigma: float = 50.0
+    protocol: str = "standard"
+    patch: int | None = None
+    self_ensemble: bool = False
+    save_images: str | None = None
+    out: str = "runs/eval"
+    overwrite: bool = False
+    device: str = "auto"
+    max_images: int | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad setting."""
+        checks = [
+            (bool(self.model), "model is required (a model.ckpt written by clearer_nni.retrain)"),
+            (self.protocol in PROTOCOLS, f"unknown protocol {self.protocol!r}; expected one of {list(PROTOCOLS)}"),
+            (math.isfinite(self.sigma) and self.sigma >= 0, f"sigma must be a finite number >= 0, got {self.sigma}"),
+            (self.patch is None or self.patch >= 8, f"patch must be >= 8, got {self.patch}"),
+            (self.max_images is None or self.max_images >= 1, f"max_images must be >= 1, got {self.max_images}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation produced."""
+
+    summary: dict[str, Any]
+    per_image: Any  # pandas.DataFrame
+    out: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _variant(protocol: str, patch: int | None, self_ensemble: bool) -> str:
+    """E.g. ``whole image``, ``CLEARER-P, 64x64 patches + x8 self-ensemble``."""
+    name = f"{patch}x{patch} patches" if patch else "whole image"
+    if protocol == "paper":
+        name = f"{'CLEARER-P' if patch else 'CLEARER'}, {name}"
+    return name + (" + x8 self-ensemble" if self_ensemble else "")
+
+
+def run_evaluate(cfg: EvalConfig) -> EvalResult:
+    """Evaluate ``cfg.model`` on ``cfg.data`` and write ``per_image.csv`` and ``summary.csv`` into ``cfg.out``."""
+    import shutil
+
+    import pandas as pd
+
+    from .checkpoint import data_seen, load_checkpoint
+    from .data import load_dataset
+    from .metrics import ssim_implementation
+    from .nas.genotype import atomic_write_text
+    from .restore import resolve_device
+    from .search import _prepare_out
+
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    network, genotype, metadata = load_checkpoint(cfg.model)
+    data = load_dataset(cfg.data, cfg.split, channels=genotype.space.in_channels, root=cfg.data_root,
+                        max_images=cfg.max_images)
+    seen = data_seen(genotype, metadata)
+    check_unseen(data.name, seen, model=str(cfg.model))
+    notes = []
+    if data.name in seen:
+        notes.append(f"the model's search or training used {data.name} itself: this is not a held-out score")
+    pairs = protocol_pairs(data, cfg.protocol, cfg.sigma)
+    save_dir = Path(cfg.save_images) if cfg.save_images else None
+    if save_dir is not None and save_dir.is_dir() and any(save_dir.iterdir()) and not cfg.overwrite:
+        raise ValueError(f"image folder is not empty: {save_dir} (pass --overwrite to write into it)")
+    out = Path(cfg.out)
+    staging = _prepare_out(out, cfg.overwrite)
+    try:
+        start = time.time()
+        df = evaluate_model(network, pairs, patch=cfg.patch, self_ensemble=cfg.self_ensemble, device=device,
+                            save_dir=save_dir, progress=cfg.progress)
+        impl = ssim_implementation()
+        df.insert(len(df.columns), "implementation", impl)
+        summary = {
+            "dataset": data.name, "protocol": cfg.protocol, "variant": _variant(cfg.protocol, cfg.patch, cfg.self_ensemble),
+            "sigma": None if data.paired else cfg.sigma, "n_images": len(df),
+            "psnr": float(df["psnr"].mean()), "ssim": float(df["ssim"].mean()),
+            "psnr_input": float(df["psnr_input"].mean()), "implementation": impl,
+            "scored_on": "prediction clipped to [0,1] and rounded to 8 bits, data_range=1",
+            "patch": cfg.patch, "self_ensemble": cfg.self_ensemble, "model": str(cfg.model),
+            "model_data": ";".join(seen), "device": str(device), "seconds": round(time.time() - start, 2),
+        }
+        atomic_write_text(staging / "per_image.csv", df.to_csv(index=False, float_format="%.6f"))
+        atomic_write_text(staging / "summary.csv", pd.DataFrame([summary]).to_csv(index=False, float_format="%.6f"))
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return EvalResult(summary, df, out, notes)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The printed table: one header line and one row."""
+    sigma = "-" if summary["sigma"] is None else f"{summary['sigma']:g}"
+    cols = [("dataset", summary["dataset"]), ("protocol", f"{summary['protocol']} ({summary['variant']})"),
+            ("sigma", sigma), ("N", str(summary["n_images"])), ("PSNR (dB)", f"{summary['psnr']:.2f}"),
+            ("SSIM", f"{summary['ssim']:.4f}"), ("SSIM implementation", summary["implementation"])]
+    widths = [max(len(k), len(v)) for k, v in cols]
+    head = "  ".join(k.ljust(w) for (k, _), w in zip(cols, widths))
+    row = "  ".join(v.ljust(w) for (_, v), w in zip(cols, widths))
+    return f"{head}\n{row}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = EvalConfig()
+    p = argparse.ArgumentParser(prog="python -m clearer_nni.evaluate", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="model.ckpt written by clearer_nni.retrain")
+    p.add_argument("--data", default=d.data, help="set12, bsd68, bsds500, skimage, rain800, paired:/path or a folder")
+    p.add_argument("--split", default=d.split, help="split of a named dataset (never select models on test)")
+    p.add_argument("--data-root", default=d.data_root, help="root of named datasets [$CLEARER_DATA_ROOT or ../shared/data]")
+    p.add_argument("--sigma", type=float, default=d.sigma, help="Gaussian noise level on the 0..255 scale")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol,
+                   help="standard (DnCNN/KAIR: float noise, whole image) or paper (authors: uint8 noise, crop to 64)")
+    p.add_argument("--patch", type=int, default=d.patch, help="restore non-overlapping PATCH x PATCH patches (CLEARER-P: 64)")
+    p.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble")
+    p.add_argument("--save-images", default=d.save_images, metavar="DIR", help="also write the restored images here")
+    p.add_argument("--max-images", type=int, default=d.max_images, help="only the first N images (quick checks)")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", required=True, help="output folder for per_image.csv and summary.csv")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import run_cli
+
+    try:
+        cfg = EvalConfig(**vars(_parser().parse_args(argv)))
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return int(exc.code or 0)
+
+    def _run() -> int:
+        result = run_evaluate(cfg)
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(format_summary(result.summary))
+        print(f"scored: prediction clipped to [0, 1] and rounded to 8 bits; wrote {result.out / 'per_image.csv'}, "
+              f"{result.out / 'summary.csv'}")
+        return 0
+
+    return run_cli(_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

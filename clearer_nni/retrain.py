@@ -1,0 +1,538 @@
+"""``python -m clearer_nni.retrain``: train a searched architecture from scratch (SPEC section 4).
+
+``Genotype.build()`` is trained by :class:`~clearer_nni.models.RestorationModule` (MSE) under Lightning:
+Adam, lr 0.01 → 0 cosine, 100,000 steps, batch 32 of 64x64 patches, gradient clip 5 by default. Every
+``val_every`` steps the network is scored on the *validation* split (fixed patches, or whole images);
+the best state is kept in memory and saved at the end as ``model.ckpt`` (see
+:mod:`clearer_nni.checkpoint`) with ``metrics.csv`` and ``curve.png``. The test split is never used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn as nn
+
+__all__ = ["RetrainConfig", "RetrainResult", "PRECISIONS", "VAL_CROP", "dataset_spec", "supernet_key_map",
+           "init_from_supernet", "run_retrain", "main"]
+
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+#: Whole validation images are center-cropped to a multiple of this (as the paper protocol does).
+VAL_CROP = 64
+
+
+@dataclass
+class RetrainConfig:
+    """Settings of one retraining; defaults are SPEC section 4 (paper and authors' code).
+
+    ``None`` for ``data``, ``degradation``, ``sigma`` or ``noise_clip`` means "as recorded in the genotype
+    by its search" (else ``skimage``, ``gaussian``, 50, float noise).
+    """
+
+    genotype: str = ""
+    out: str = "runs/retrain"
+    data: str | None = None
+    val_data: str | None = None
+    data_root: str | None = None
+    degradation: str | None = None
+    sigma: float | None = None
+    noise_clip: bool | None = None
+    steps: int = 100_000
+    batch_size: int = 32
+    patch_size: int = 64
+    lr: float = 0.01
+    grad_clip: float = 5.0
+    seed: int = 0
+    val_every: int = 1000
+    val_patches: int = 64
+    val_images: int = 0
+    workers: int = 0
+    device: str = "auto"
+    devices: int = 1
+    precision: str = "32"
+    init_from_supernet: str | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad setting."""
+        checks = [
+            (bool(self.genotype), "genotype is required (a genotype.json written by clearer_nni.search)"),
+            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.patch_size >= 8, f"patch_size must be >= 8, got {self.patch_size}"),
+            (math.isfinite(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr}"),
+            (math.isfinite(self.grad_clip) and self.grad_clip >= 0,
+             f"grad_clip must be a finite number >= 0 (0: no clipping), got {self.grad_clip}"),
+            (self.sigma is None or (math.isfinite(self.sigma) and self.sigma >= 0),
+             f"sigma must be a finite number >= 0, got {self.sigma}"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            (self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}"),
+            (self.val_patches >= 1, f"val_patches must be >= 1, got {self.val_patches}"),
+            (self.val_images >= 0, f"val_images must be >= 0 (0: use patches), got {self.val_images}"),
+            (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
+            (self.device in ("auto", "cpu", "cuda", "gpu"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (self.devices >= 1, f"devices must be >= 1, got {self.devices}"),
+            (self.batch_size % self.devices == 0,
+             f"batch_size ({self.batch_size}) is the global batch: it must be a multiple of devices ({self.devices})"),
+            (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class RetrainResult:
+    """What a retraining produced (the network holds the best validation state, on CPU)."""
+
+    out: Path
+    checkpoint: Path
+    network: nn.Module
+    genotype: Any
+    best_val_psnr: float
+    best_step: int
+    final_val_psnr: float
+    seconds: float
+    metadata: dict[str, Any]
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+def dataset_spec(name: str) -> str:
+    """The ``load_dataset`` spec of a recorded :attr:`ImageSet.name`: ``bsds500/train`` → ``bsds500``,
+    ``folder:/x`` → ``/x``, ``paired:/x`` unchanged."""
+    if name.startswith("folder:"):
+        return name[len("folder:"):]
+    if name.startswith("paired:"):
+        return name
+    return name.split("/", 1)[0]
+
+
+def _degradation(cfg: RetrainConfig, recorded: Any) -> Any:
+    """The training degradation: the flags, falling back on the search's recorded one, then Gaussian σ 50."""
+    from .data import GaussianNoise, make_degradation
+
+    recorded = recorded if isinstance(recorded, dict) else {}
+    kind = cfg.degradation or recorded.get("kind") or "gaussian"
+    if kind in ("gaussian", "noise"):
+        same = recorded.get("kind") in ("gaussian", "noise")
+        sigma = cfg.sigma if cfg.sigma is not None else (recorded.get("sigma", 50.0) if same else 50.0)
+        clip = cfg.noise_clip if cfg.noise_clip is not None else (bool(recorded.get("clip")) if same else False)
+        return GaussianNoise(tuple(sigma) if isinstance(sigma, list) else sigma, clip=clip)
+    if kind == recorded.get("kind"):
+        return make_degradation(kind, **{k: v for k, v in recorded.items() if k != "kind"})
+    return make_degradation(kind)
+
+
+def _device(name: str, precision: str) -> str:
+    from .search import _device as lightning_accelerator
+
+    accelerator = lightning_accelerator(name)
+    if accelerator == "cpu" and precision == "16-mixed":
+        raise ValueError("precision 16-mixed needs a CUDA GPU (float16 autocast); on CPU use 32 or bf16-mixed")
+    return accelerator
+
+
+def supernet_key_map(network: nn.Module, genotype: Any, supernet_state: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Derived-network key → super-network key, for every entry of ``network.state_dict()``.
+
+    A searched column ``cells.I.J`` holds the chosen candidate's module directly in the derived network
+    (``cells.0.0.blocks.0.conv1.weight``) and under its candidate name in the super-network
+    (``cells.0.0.parallel.blocks.0.conv1.weight``; the ``authors`` mixing nests the fusion module once
+    more: ``cells.0.0.fusion.fusion.paths...``). Fixed parts map 1:1; ``_arch_alpha`` is not mapped.
+
+    Raises
+    ------
+    ValueError
+        A derived key has no super-network counterpart of the same shape.
+    """
+    from .archs.space import column_label
+
+    mapping, missing = {}, []
+    for key, value in network.state_dict().items():
+        parts = key.split(".")
+        if parts[0] == "cells":
+            head, rest = ".".join(parts[:3]), ".".join(parts[3:])
+            choice = genotype.choices[column_label(int(parts[1]) + 1, int(parts[2]) + 1)]
+            candidates = [f"{head}.{choice}.{rest}", f"{head}.{choice}.{choice}.{rest}"]
+        else:
+            candidates = [key]
+        found = next((c for c in candidates if c in supernet_state and supernet_state[c].shape == value.shape), None)
+        if found is None:
+            missing.append(candidates[0])
+        else:
+            mapping[key] = found
+    if missing:
+        raise ValueError(f"{len(missing)} weight(s) of the derived network have no counterpart in the "
+                         f"super-network: {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}")
+    return mapping
+
+
+def init_from_supernet(network: nn.Module, genotype: Any, path: str | Path) -> int:
+    """Copy the chosen candidates' weights (and the fixed parts) of a search's ``supernet.pt`` into ``network``.
+
+    Returns
+    -------
+    int
+        The number of tensors copied (all of ``network.state_dict()``).
+
+    Raises
+    ------
+    CheckpointError
+        Missing, foreign or corrupt file, a super-network of another space, or missing weights.
+    """
+    from .archs.space import SpaceConfig, SpaceFileError
+    from .checkpoint import CheckpointError, read_torch_file
+
+    path = Path(path)
+    doc = read_torch_file(path, "super-network")
+    if doc.get("format") != "clearer-nni-supernet":
+        raise CheckpointError(f"{path}: not a clearer-nni super-network (format is {doc.get('format')!r}, "
+                              "expected 'clearer-nni-supernet': the supernet.pt a search writes)")
+    if doc.get("version") != 1:
+        raise CheckpointError(f"{path}: unsupported super-network version {doc.get('version')!r}")
+    try:
+        space = SpaceConfig.from_dict(doc.get("space"), source=f"{path}: space")
+    except SpaceFileError as exc:
+        raise CheckpointError(str(exc)) from None
+    if space != genotype.space:
+        ours, theirs = genotype.space.to_dict(), space.to_dict()
+        diff = {k: (ours[k], theirs[k]) for k in ours if ours[k] != theirs[k]}
+        raise CheckpointError(f"{path}: the super-network was made for another space than the genotype; "
+                              f"differences (genotype, super-network): {diff}")
+    state = doc.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: super-network file has no 'state_dict'")
+    try:
+        mapping = supernet_key_map(network, genotype, state)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    network.load_state_dict({k: state[v] for k, v in mapping.items()}, strict=True)
+    return len(mapping)
+
+
+def _resolve_supernet(value: str | None, genotype_path: Path) -> Path | None:
+    if value is None:
+        return None
+    if value == "auto":  # the flag without a value: the search's own super-network
+        path = genotype_path.parent / "supernet.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--init-from-supernet: no supernet.pt next to the genotype ({path}); "
+                                    "give its path, or search without --no-supernet")
+        return path
+    return Path(value)
+
+
+# -- validation during training ----------------------------------------------------------------
+
+class _Validator(pl.Callback):
+    """Every ``every`` steps (and at the last): mean training loss since the last row, lr, validation PSNR.
+
+    Keeps the best network state (by validation PSNR) in memory, on CPU. Runs on global rank 0 only.
+    """
+
+    def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]], every: int, total_steps: int,
+                 on_val: Callable[[dict[str, float]], None] | None = None) -> None:
+        super().__init__()
+        self.batches, self.every, self.total_steps, self.on_val = batches, every, total_steps, on_val
+        self.rows: list[dict[str, float]] = []
+        self.best_psnr, self.best_step = -math.inf, 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._loss_sum: torch.Tensor | None = None
+        self._loss_n = 0
+        self._start = time.time()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self._start = time.time()
+
+    @torch.no_grad()
+    def evaluate(self, network: nn.Module, device: torch.device) -> float:
+        """Mean PSNR (dB) over the validation batches (eval-mode BatchNorm, full precision)."""
+        from .metrics import batch_psnr
+
+        was_training = network.training
+        network.eval()
+        try:
+            total = torch.zeros((), device=device)
+            for degraded, clean in self.batches:
+                total += batch_psnr(network(degraded.to(device)), clean.to(device))
+            return float(total) / len(self.batches)
+        finally:
+            network.train(was_training)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = loss.detach().float()
+        self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
+        self._loss_n += 1
+        step = trainer.global_step
+        if step % self.every and step < self.total_steps:
+            return
+        if not trainer.is_global_zero:
+            self._loss_sum, self._loss_n = None, 0
+            return
+        val_psnr = self.evaluate(pl_module.model, pl_module.device)
+        row = {"step": step, "loss": float(self._loss_sum) / self._loss_n,
+               "lr": trainer.optimizers[0].param_groups[0]["lr"], "val_psnr": val_psnr,
+               "seconds": round(time.time() - self._start, 2)}
+        self._loss_sum, self._loss_n = None, 0
+        if val_psnr > self.best_psnr:
+            self.best_psnr, self.best_step = val_psnr, step
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
+        self.rows.append(row)
+        pl_module.log_dict({"loss": row["loss"], "val_psnr": val_psnr}, prog_bar=True, logger=False,
+                           rank_zero_only=True)
+        if self.on_val is not None:
+            self.on_val(row)
+
+
+def _val_batches(val_set: Any, cfg: RetrainConfig, degradation: Any) -> tuple[list, str]:
+    """Fixed validation batches and their description: seeded patches, or whole center-cropped images."""
+    from .data import GaussianNoise, PatchDataset, eval_pairs, paper_noisy, standard_noisy
+    from .nas.search_logger import fixed_batches
+
+    if cfg.val_images == 0:
+        patches = PatchDataset(val_set, cfg.patch_size, None if val_set.paired else degradation,
+                               length=cfg.val_patches, seed=cfg.seed + 2, augment=False)
+        return fixed_batches(patches, cfg.batch_size), f"{cfg.val_patches} fixed {cfg.patch_size}x{cfg.patch_size} patches"
+    subset = type(val_set)(val_set.name, val_set.images[:cfg.val_images], val_set.paths[:cfg.val_images],
+                           None if val_set.targets is None else val_set.targets[:cfg.val_images])
+    if subset.paired:
+        pairs = eval_pairs(subset, None, crop_multiple=VAL_CROP)
+    elif isinstance(degradation, GaussianNoise) and not isinstance(degradation.sigma, tuple):
+        # the evaluation protocols' noise: seed 0 per image (float, or uint8-clipped like the search's)
+        noise = paper_noisy if degradation.clip else standard_noisy
+        pairs = eval_pairs(subset, partial(noise, sigma=degradation.sigma), crop_multiple=VAL_CROP)
+    else:
+        pairs = eval_pairs(subset, degradation, seed=cfg.seed, crop_multiple=VAL_CROP)
+
+    def tensor(a: Any) -> torch.Tensor:
+        return torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
+
+    return [(tensor(x), tensor(y)) for x, y, _ in pairs], f"{len(pairs)} whole images center-cropped to x{VAL_CROP}"
+
+
+# -- outputs ------------------------------------------------------------------------------------
+
+def _metrics_csv(rows: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["step", "loss", "lr", "val_psnr", "seconds"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _plot_curve(rows: list[dict[str, float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax.plot(steps, [r["loss"] for r in rows], color="C0", marker="." if len(rows) < 30 else None)
+    ax.set(xlabel="step", ylabel="training MSE (mean since previous point)", yscale="log", title="loss")
+    ax2.plot(steps, [r["val_psnr"] for r in rows], color="k", marker="." if len(rows) < 30 else None)
+    ax2.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] | None = None) -> RetrainResult:
+    """Retrain ``cfg.genotype`` from scratch; write ``model.ckpt``, ``metrics.csv`` and ``curve.png`` into ``cfg.out``.
+
+    Parameters
+    ----------
+    cfg
+        The settings.
+    on_val
+        Called with each validation row (step, loss, lr, val_psnr, seconds), e.g. to report
+        intermediate results to NNI.
+
+    Notes
+    -----
+    With ``devices > 1`` Lightning's DDP re-launches the running command once per extra device; only
+    global rank 0 validates and writes, the others return a result without files (``checkpoint`` is
+    not written by them).
+    """
+    from .archs.space import count_parameters
+    from .checkpoint import save_checkpoint
+    from .data import load_dataset, make_loader
+    from .data.patches import PatchDataset
+    from .models.restoration import OptimConfig, RestorationModule
+    from .nas.genotype import Genotype, atomic_write_text, software_versions
+    from .search import _prepare_out
+
+    cfg.validate()
+    accelerator = _device(cfg.device, cfg.precision)
+    genotype_path = Path(cfg.genotype)
+    genotype = Genotype.load(genotype_path)
+    supernet = _resolve_supernet(cfg.init_from_supernet, genotype_path)
+    out = Path(cfg.out)
+    _prepare_out(out, cfg.overwrite).rmdir()  # refuse a bad --out now, not after hours of training
+
+    # Data first: every bad input fails before training.
+    gm = genotype.metadata
+    data_spec = cfg.data or (dataset_spec(gm["train_data"]) if isinstance(gm.get("train_data"), str) else "skimage")
+    val_spec = cfg.val_data or data_spec
+    channels = genotype.space.in_channels
+    train_set = load_dataset(data_spec, "train", channels=channels, root=cfg.data_root)
+    val_set = load_dataset(val_spec, "val", channels=channels, root=cfg.data_root)
+    if sorted(train_set.paths) == sorted(val_set.paths):
+        raise ValueError(f"data {data_spec!r} has no separate validation split: model selection needs images "
+                         "disjoint from the training ones (pass --val-data, or use a dataset with train/val splits)")
+    degradation = _degradation(cfg, gm.get("degradation"))
+    train_degradation = None if train_set.paired else degradation
+    val_batches, val_desc = _val_batches(val_set, cfg, degradation)
+
+    pl.seed_everything(cfg.seed, verbose=False)
+    network = genotype.build()
+    copied = init_from_supernet(network, genotype, supernet) if supernet is not None else 0
+    per_device = cfg.batch_size // cfg.devices
+    train_data = PatchDataset(train_set, cfg.patch_size, train_degradation, length=cfg.steps * cfg.batch_size,
+                              seed=cfg.seed)
+    loader = make_loader(train_data, per_device, num_workers=cfg.workers, pin_memory=accelerator == "gpu")
+    module = RestorationModule(OptimConfig("adam", cfg.lr, 0.0, 0.9, 0.0), cfg.steps)
+    module.set_model(network)
+    validator = _Validator(val_batches, cfg.val_every, cfg.steps, on_val=on_val)
+    trainer = pl.Trainer(accelerator=accelerator, devices=cfg.devices, strategy="ddp" if cfg.devices > 1 else "auto",
+                         precision=cfg.precision, max_steps=cfg.steps,
+                         gradient_clip_val=cfg.grad_clip or None, logger=False, enable_checkpointing=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                         enable_progress_bar=cfg.progress, callbacks=[validator])
+    start = time.time()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(module, train_dataloaders=loader)
+    seconds = time.time() - start
+    if trainer.global_step < cfg.steps:
+        raise RuntimeError(f"training stopped early at step {trainer.global_step} of {cfg.steps}")
+    network = network.to("cpu")
+    if not trainer.is_global_zero:
+        return RetrainResult(out, out / "model.ckpt", network, genotype, math.nan, 0, math.nan, seconds, {})
+    assert validator.best_state is not None  # the last step always validates
+    network.load_state_dict(validator.best_state)
+    network.eval()
+
+    search_data = {"train_data": gm.get("train_data"), "val_data": gm.get("val_data"),
+                   "degradation": gm.get("degradation")}
+    metadata = {
+        "kind": "retrain", "genotype_file": str(genotype_path.resolve()),
+        "search": search_data,
+        "train_data": train_set.name, "val_data": val_set.name,
+        "val_set_also_used_by_search": val_set.name in (gm.get("train_data"), gm.get("val_data")),
+        "validation": val_desc, "degradation": degradation.describe(),
+        "steps": cfg.steps, "batch_size": cfg.batch_size, "patch_size": cfg.patch_size,
+        "optimizer": {"name": "adam", "lr": cfg.lr, "lr_min": 0.0, "schedule": "cosine"},
+        "grad_clip": cfg.grad_clip, "seed": cfg.seed, "val_every": cfg.val_every,
+        "best_val_psnr": validator.best_psnr, "best_step": validator.best_step,
+        "final_val_psnr": validator.rows[-1]["val_psnr"],
+        "init_from_supernet": str(supernet.resolve()) if supernet is not None else None,
+        "params": count_parameters(network), "seconds": round(seconds, 2),
+        "device": accelerator, "devices": cfg.devices, "precision": cfg.precision,
+        "software": software_versions(),
+    }
+    if copied:
+        metadata["init_tensors_copied"] = copied
+    staging = _prepare_out(out, cfg.overwrite)
+    try:
+        save_checkpoint(staging / "model.ckpt", network, genotype, metadata)
+        atomic_write_text(staging / "metrics.csv", _metrics_csv(validator.rows))
+        _plot_curve(validator.rows, staging / "curve.png",
+                    f"retrain {genotype_path} on {train_set.name}, validated on {val_set.name} ({val_desc})")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return RetrainResult(out, out / "model.ckpt", network, genotype, validator.best_psnr, validator.best_step,
+                         validator.rows[-1]["val_psnr"], seconds, metadata, validator.rows)
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    d = RetrainConfig()
+    p = argparse.ArgumentParser(prog="python -m clearer_nni.retrain", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                argument_default=argparse.SUPPRESS)
+    p.add_argument("--genotype", required=True, help="genotype.json written by clearer_nni.search")
+    p.add_argument("--out", help=f"output folder [{d.out}]")
+    p.add_argument("--data", help="training data: skimage, bsds500, bsd400, a folder... [the search's, else skimage]")
+    p.add_argument("--val-data", help="validation data (its 'val' split) [same as --data]")
+    p.add_argument("--data-root", help="root folder of named datasets [$CLEARER_DATA_ROOT or ../shared/data]")
+    p.add_argument("--degradation", choices=["gaussian", "rain", "jpeg"], help="[the search's, else gaussian]")
+    p.add_argument("--sigma", type=float, help="Gaussian noise level on the 0..255 scale [the search's, else 50]")
+    p.add_argument("--noise-clip", action=argparse.BooleanOptionalAction,
+                   help="the authors' uint8-clipped noise (--no-noise-clip: float noise) [the search's, else float]")
+    p.add_argument("--steps", type=int, help=f"training steps [{d.steps}]")
+    p.add_argument("--batch-size", type=int, help=f"global batch (split over --devices) [{d.batch_size}]")
+    p.add_argument("--patch-size", type=int, help=f"[{d.patch_size}]")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate, cosine-annealed to 0 [{d.lr}]")
+    p.add_argument("--grad-clip", type=float, help=f"gradient-norm clip, 0 for none [{d.grad_clip}]")
+    p.add_argument("--seed", type=int, help=f"[{d.seed}]")
+    p.add_argument("--val-every", type=int, help=f"validate every N steps (and at the last) [{d.val_every}]")
+    p.add_argument("--val-patches", type=int, help=f"fixed validation patches [{d.val_patches}]")
+    p.add_argument("--val-images", type=int,
+                   help=f"validate on the first N whole val images instead of patches (0: patches) [{d.val_images}]")
+    p.add_argument("--workers", type=int, help=f"DataLoader workers, one thread each [{d.workers}]")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"[{d.device}]")
+    p.add_argument("--devices", type=int, help=f"devices; DDP when > 1 [{d.devices}]")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help=f"32, or mixed precision (16-mixed: GPU only; bf16-mixed also on CPU) [{d.precision}]")
+    p.add_argument("--init-from-supernet", nargs="?", const="auto", metavar="SUPERNET_PT",
+                   help="start from the search's super-network weights (no value: supernet.pt next to the genotype)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import run_cli
+
+    try:
+        cfg = RetrainConfig(**vars(_parser().parse_args(argv)))
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return int(exc.code or 0)
+
+    def _run() -> int:
+        r = run_retrain(cfg)
+        if not r.metadata:  # a DDP worker rank: rank 0 reports
+            return 0
+        m = r.metadata
+        print(f"\nretrained {r.genotype.counts()['fusion']} fusion / {r.genotype.counts()['parallel']} parallel "
+              f"columns, {m['params'] / 1e6:.3f} M parameters, {m['steps']} steps on {m['train_data']} "
+              f"({m['device']}, {r.seconds:.0f} s)")
+        print(f"best validation PSNR {r.best_val_psnr:.2f} dB at step {r.best_step} (final {r.final_val_psnr:.2f} dB; "
+              f"{m['val_data']}, {m['validation']})")
+        if m["val_set_also_used_by_search"]:
+            print(f"note: the search also used {m['val_data']}; scores on it are not held out")
+        print(f"wrote {r.checkpoint}, {r.out / 'metrics.csv'}, {r.out / 'curve.png'}")
+        return 0
+
+    return run_cli(_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
