@@ -103,6 +103,9 @@ def save_checkpoint(path: str | Path, network: nn.Module, genotype: Genotype,
     os.close(fd)
     try:
         torch.save(doc, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

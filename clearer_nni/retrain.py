@@ -423,6 +423,8 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     start = time.time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # validation runs in _Validator (on the val split, every val_every steps), not in Lightning's loop
+        warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
         trainer.fit(module, train_dataloaders=loader)
     seconds = time.time() - start
     if trainer.global_step < cfg.steps:
@@ -527,7 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"best validation PSNR {r.best_val_psnr:.2f} dB at step {r.best_step} (final {r.final_val_psnr:.2f} dB; "
               f"{m['val_data']}, {m['validation']})")
         if m["val_set_also_used_by_search"]:
-            print(f"note: the search also used {m['val_data']}; scores on it are not held out")
+            print(f"note: the model was selected on {m['val_data']}, which its search also used (as in the paper); "
+                  "scores on it are not held out")
         print(f"wrote {r.checkpoint}, {r.out / 'metrics.csv'}, {r.out / 'curve.png'}")
         return 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -20,12 +19,11 @@ TINY = str(REPO / "search_spaces" / "tiny.yaml")
 
 def test_tiny_search_through_the_cli_writes_a_valid_genotype(tmp_path):
     out = tmp_path / "run"
-    start = time.time()
+    # (Its speed, ~6 s on 2 idle cores, is recorded in docs/RESULTS.md; the timeout only catches a hang.)
     proc = subprocess.run([sys.executable, "-m", "clearer_nni.search", "--space", TINY, "--steps", "40",
-                           "--out", str(out), "--no-progress"], capture_output=True, text=True, cwd=tmp_path)
-    elapsed = time.time() - start
+                           "--out", str(out), "--no-progress"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert elapsed < 60, f"tiny search took {elapsed:.0f} s"
     assert {p.name for p in out.iterdir()} == {"genotype.json", "search_log.csv", "alpha.png", "supernet.pt"}
     space, _ = load_space_file(TINY)
     g = Genotype.load(out / "genotype.json", space)
