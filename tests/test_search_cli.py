@@ -81,3 +81,14 @@ def test_bad_search_setting_in_a_space_file(tmp_path, capsys):
     space.write_text(open(TINY).read() + "  stepz: 3\n")
     assert main(["--space", str(space), "--out", str(tmp_path / "o")]) == 2
     assert "unknown search setting(s) ['stepz']" in capsys.readouterr().err
+
+
+def test_authors_options_run_and_are_recorded(tmp_path):
+    out = tmp_path / "o"
+    assert main(["--space", TINY, "--steps", "3", "--warmup-steps", "1", "--no-progress", "--no-supernet",
+                 "--mixing", "authors", "--arch-eval-mode", "--log-base", "10", "--cost-metric", "flops",
+                 "--noise-clip", "--lambda-comp", "0.1", "--out", str(out)]) == 0
+    meta = Genotype.load(out / "genotype.json").metadata
+    assert (meta["mixing"], meta["arch_eval_mode"], meta["log_base"], meta["cost_metric"]) == \
+        ("authors", True, "10", "flops")
+    assert meta["degradation"]["clip"] is True
