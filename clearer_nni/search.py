@@ -59,6 +59,9 @@ class SearchConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
+    channels_last: bool = False
+    compile: bool = False
+    precision: str = "32"
     log_every: int = 50
     val_patches: int = 64
     out: str = "runs/search"
@@ -68,6 +71,8 @@ class SearchConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
+        from .models.fastpath import PRECISIONS
+
         checks = [
             (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
             (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
@@ -84,6 +89,7 @@ class SearchConfig:
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.val_patches >= 1, f"val_patches must be >= 1, got {self.val_patches}"),
             (self.device in ("auto", "cpu", "cuda", "gpu"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (str(self.precision) in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -160,20 +166,26 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
 
 
 def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_loader: Any, *,
-                 accelerator: str = "cpu", callbacks: Sequence[Any] = (), progress: bool = True) -> Any:
+                 accelerator: str = "cpu", callbacks: Sequence[Any] = (), progress: bool = True,
+                 precision: str = "32", channels_last: bool = False, compile: bool = False) -> Any:
     """Search: mutate ``space`` with the one-shot ``strategy``, train it, return the one-shot module.
 
     ``train_loader`` feeds the weight steps and ``val_loader`` the architecture steps (NNI's DARTS
-    combines them); both must be NNI-traced ``DataLoader`` s.
+    combines them); both must be NNI-traced ``DataLoader`` s. ``precision`` goes to the Lightning
+    ``Trainer``; ``channels_last`` and ``compile`` are applied to the super-network
+    (:func:`~clearer_nni.models.fastpath.apply_fast_path`).
     """
     from nni.nas.evaluator.pytorch import Lightning, Trainer
 
+    from .models.fastpath import apply_fast_path, check_precision
+
     trainer = Trainer(accelerator=accelerator, devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
                       enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                      enable_progress_bar=progress, callbacks=list(callbacks))
+                      enable_progress_bar=progress, callbacks=list(callbacks),
+                      precision=check_precision(precision, accelerator))
     evaluator = strategy.mutate_evaluator(Lightning(module, trainer, train_dataloaders=train_loader,
                                                     val_dataloaders=val_loader))
-    supernet = strategy.mutate_model(space)
+    supernet = apply_fast_path(strategy.mutate_model(space), channels_last=channels_last, compile=compile)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         evaluator.evaluate(supernet)
@@ -200,6 +212,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     from .archs.space import ClearerSpace, count_parameters
     from .data import GaussianNoise, load_dataset, make_degradation
     from .data.patches import PatchDataset, worker_init_fn
+    from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
     from .nas.genotype import Genotype, software_versions
     from .nas.regularizers import candidate_costs, normalise_costs
@@ -209,6 +222,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     cfg, space_cfg = _merge_space_defaults(cfg, set(explicit))
     cfg.validate()
     accelerator = _device(cfg.device)
+    check_precision(cfg.precision, accelerator)
     out = Path(cfg.out)
 
     # Data first: every bad input fails before anything is written.
@@ -245,7 +259,8 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
         oneshot = fit_supernet(ClearerSpace(space_cfg, mixing=cfg.mixing), strategy,
                                RestorationModule(OptimConfig("sgd", cfg.lr, cfg.lr_min, 0.9, 3e-4), cfg.steps),
                                DataLoader(train_data, **loader_kw), DataLoader(val_data, **loader_kw),
-                               accelerator=accelerator, callbacks=[logger], progress=cfg.progress)
+                               accelerator=accelerator, callbacks=[logger], progress=cfg.progress,
+                               precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile)
         if oneshot.search_step < cfg.steps:
             raise RuntimeError(f"search stopped early at step {oneshot.search_step} of {cfg.steps}")
 
@@ -263,7 +278,8 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
             "train_data": train_set.name, "val_data": val_set.name,
             "val_psnr_supernet": supernet_psnr, "val_psnr_derived": derived_psnr,
             "params_derived": count_parameters(genotype.build()), "search_seconds": round(seconds, 2),
-            "device": accelerator, "software": software_versions(),
+            "device": accelerator, "precision": cfg.precision, "channels_last": cfg.channels_last,
+            "compile": cfg.compile, "software": software_versions(),
         }
         genotype.save(staging / "genotype.json")
         if cfg.save_supernet:
@@ -282,6 +298,8 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
 # -- command line ----------------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
+    from .models.fastpath import PRECISIONS
+
     d = SearchConfig()
     p = argparse.ArgumentParser(prog="python -m clearer_nni.search", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -310,6 +328,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help=f"[{d.seed}]")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"[{d.device}]")
     p.add_argument("--workers", type=int, help=f"DataLoader workers, one thread each [{d.workers}]")
+    p.add_argument("--channels-last", action="store_true", help="fast path: NHWC memory format (faster convs)")
+    p.add_argument("--compile", action="store_true",
+                   help="fast path: torch.compile the super-network (falls back to eager with a warning)")
+    p.add_argument("--precision", choices=list(PRECISIONS),
+                   help=f"Lightning precision; 16-mixed needs a CUDA GPU [{d.precision}]")
     p.add_argument("--log-every", type=int, help=f"log and validate every N steps [{d.log_every}]")
     p.add_argument("--val-patches", type=int, help=f"fixed validation patches for PSNR [{d.val_patches}]")
     p.add_argument("--out", help=f"output folder [{d.out}]")
