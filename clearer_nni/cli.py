@@ -13,6 +13,9 @@ __all__ = ["COMMANDS", "run_cli", "main"]
 #: Sub-command → module with a ``main(argv)`` function.
 COMMANDS = {
     "search": "clearer_nni.search",
+    "experiment": "clearer_nni.experiment.launch",
+    "export": "clearer_nni.experiment.export",
+    "report": "clearer_nni.experiment.report",
     "retrain": "clearer_nni.retrain",
     "evaluate": "clearer_nni.evaluate",
     "restore": "clearer_nni.restore",
@@ -46,7 +49,7 @@ def run_cli(fn: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as exc:
+    except (ValueError, ArithmeticError, OSError, RuntimeError) as exc:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

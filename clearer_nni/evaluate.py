@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .runtime import prepare_out, publish, resolve_device
+
 __all__ = ["PROTOCOLS", "PAPER_CROP", "LeakError", "EvalConfig", "EvalResult", "protocol_pairs",
            "check_unseen", "evaluate_model", "format_summary", "run_evaluate", "main"]
 
@@ -130,7 +132,7 @@ def evaluate_model(network: nn.Module, pairs: Sequence[Pair], *, patch: int | No
 
     from .data import write_image
     from .metrics import psnr, score
-    from .restore import resolve_device, restore_array
+    from .restore import restore_array
 
     device = resolve_device(device)
     restore = partial(restore_array, network, tile=patch, overlap=0, device=device)
@@ -213,8 +215,6 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
     from .data import load_dataset
     from .metrics import ssim_implementation
     from .nas.genotype import atomic_write_text
-    from .restore import resolve_device
-    from .search import _prepare_out
 
     cfg.validate()
     device = resolve_device(cfg.device)
@@ -231,7 +231,7 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
     if save_dir is not None and save_dir.is_dir() and any(save_dir.iterdir()) and not cfg.overwrite:
         raise ValueError(f"image folder is not empty: {save_dir} (pass --overwrite to write into it)")
     out = Path(cfg.out)
-    staging = _prepare_out(out, cfg.overwrite)
+    staging = prepare_out(out, cfg.overwrite)
     try:
         start = time.time()
         df = evaluate_model(network, pairs, patch=cfg.patch, self_ensemble=cfg.self_ensemble, device=device,
@@ -249,9 +249,7 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
         }
         atomic_write_text(staging / "per_image.csv", df.to_csv(index=False, float_format="%.6f"))
         atomic_write_text(staging / "summary.csv", pd.DataFrame([summary]).to_csv(index=False, float_format="%.6f"))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -18,23 +18,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["RestoreConfig", "RestoreResult", "resolve_device", "tile_starts", "blend_window", "restore_array",
+from .runtime import resolve_device
+
+__all__ = ["CONVERSIONS", "RestoreConfig", "RestoreResult", "tile_starts", "blend_window", "restore_array",
            "restore_file", "run_restore", "main"]
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto`` (CUDA if torch sees a GPU, else CPU), ``cpu`` or ``cuda[:N]`` as a :class:`torch.device`."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name in ("cuda", "gpu") or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ValueError("device cuda was asked for, but torch sees no CUDA GPU")
-        return torch.device("cuda" if name == "gpu" else name)
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
 
 
 def _check_tiling(tile: int | None, overlap: int) -> None:
@@ -150,6 +137,13 @@ def _network_channels(network: nn.Module) -> int:
     return int(config.in_channels)
 
 
+#: Channel conversions :func:`restore_file` may make, and what they mean.
+CONVERSIONS = {
+    "to_gray": "colour image(s) converted to gray (BT.601 luma) for the 1-channel model",
+    "to_rgb": "gray image(s) repeated to 3 channels for the 3-channel model, written as colour",
+}
+
+
 def restore_file(network: nn.Module, src: str | Path, dst: str | Path, tile: int | None = 256, overlap: int = 32,
                  device: str | torch.device = "cpu") -> str | None:
     """Restore the image file ``src`` into ``dst`` (format from ``dst``'s suffix, at ``src``'s bit depth).
@@ -160,7 +154,7 @@ def restore_file(network: nn.Module, src: str | Path, dst: str | Path, tile: int
     Returns
     -------
     str or None
-        A note about such a channel conversion, else ``None``.
+        The channel conversion made (a key of :data:`CONVERSIONS`), else ``None``.
     """
     from .data import bit_depth, read_image, write_image
 
@@ -168,17 +162,15 @@ def restore_file(network: nn.Module, src: str | Path, dst: str | Path, tile: int
     depth = bit_depth(src)
     rgb = read_image(src, 3)
     gray = bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
-    note = None
+    conversion = None
     if channels == 1:
-        x = rgb[..., :1] if gray else read_image(src, 1)  # read_image's own luma rule (rounded to the file's grid)
-        if not gray:
-            note = f"{src}: colour image converted to gray (BT.601 luma) for the 1-channel model"
+        # a colour file goes through read_image's own luma rule (rounded to the file's grid)
+        x = rgb[..., :1] if gray else read_image(src, 1)
+        conversion = None if gray else "to_gray"
     else:
-        x = rgb
-        if gray:
-            note = f"{src}: gray image repeated to 3 channels for the 3-channel model; written as colour"
+        x, conversion = rgb, ("to_rgb" if gray else None)
     write_image(dst, restore_array(network, x, tile, overlap, device), bit_depth=depth)
-    return note
+    return conversion
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -206,10 +198,10 @@ class RestoreConfig:
 
 @dataclass
 class RestoreResult:
-    """The files written and any channel-conversion notes."""
+    """The files written and the channel conversions made (input file → :data:`CONVERSIONS` key)."""
 
     written: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    conversions: dict[Path, str] = field(default_factory=dict)
 
 
 def _jobs(cfg: RestoreConfig) -> list[tuple[Path, Path]]:
@@ -248,10 +240,10 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
     jobs = _jobs(cfg)
     result = RestoreResult()
     for src, dst in tqdm(jobs, desc="restore", unit="image", disable=not cfg.progress or len(jobs) < 2):
-        note = restore_file(network, src, dst, cfg.tile or None, cfg.overlap, device)  # tile 0: whole images
+        conversion = restore_file(network, src, dst, cfg.tile or None, cfg.overlap, device)  # tile 0: whole images
         result.written.append(dst)
-        if note:
-            result.notes.append(note)
+        if conversion:
+            result.conversions[src] = conversion
     return result
 
 
@@ -281,8 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def _run() -> int:
         result = run_restore(cfg)
-        for note in result.notes:
-            print(f"note: {note}", file=sys.stderr)
+        for kind, message in CONVERSIONS.items():
+            files = [src for src, c in result.conversions.items() if c == kind]
+            if files:
+                which = files[0] if len(files) == 1 else f"{len(files)} of {len(result.written)} images"
+                print(f"note: {which}: {message}", file=sys.stderr)
         where = result.written[0] if len(result.written) == 1 else Path(cfg.output)
         print(f"restored {len(result.written)} image(s) into {where}")
         return 0

@@ -26,10 +26,12 @@ import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 
-__all__ = ["RetrainConfig", "RetrainResult", "PRECISIONS", "VAL_CROP", "dataset_spec", "supernet_key_map",
+from .models.fastpath import PRECISIONS, check_precision
+from .runtime import lightning_accelerator, prepare_out, publish
+
+__all__ = ["RetrainConfig", "RetrainResult", "VAL_CROP", "dataset_spec", "supernet_key_map",
            "init_from_supernet", "run_retrain", "main"]
 
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 #: Whole validation images are center-cropped to a multiple of this (as the paper protocol does).
 VAL_CROP = 64
 
@@ -140,11 +142,9 @@ def _degradation(cfg: RetrainConfig, recorded: Any) -> Any:
 
 
 def _device(name: str, precision: str) -> str:
-    from .search import _device as lightning_accelerator
-
+    """Lightning's accelerator (``cpu`` or ``gpu``) for ``--device``, refusing a precision it cannot run."""
     accelerator = lightning_accelerator(name)
-    if accelerator == "cpu" and precision == "16-mixed":
-        raise ValueError("precision 16-mixed needs a CUDA GPU (float16 autocast); on CPU use 32 or bf16-mixed")
+    check_precision(precision, accelerator)
     return accelerator
 
 
@@ -292,7 +292,8 @@ class _Validator(pl.Callback):
                "lr": trainer.optimizers[0].param_groups[0]["lr"], "val_psnr": val_psnr,
                "seconds": round(time.time() - self._start, 2)}
         self._loss_sum, self._loss_n = None, 0
-        if val_psnr > self.best_psnr:
+        # the first row always counts (even NaN after a divergence); later a NaN never wins
+        if self.best_state is None or val_psnr > self.best_psnr or (math.isnan(self.best_psnr) and not math.isnan(val_psnr)):
             self.best_psnr, self.best_step = val_psnr, step
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
         self.rows.append(row)
@@ -303,7 +304,7 @@ class _Validator(pl.Callback):
 
 
 def _val_batches(val_set: Any, cfg: RetrainConfig, degradation: Any) -> tuple[list, str]:
-    """Fixed validation batches and their description: seeded patches, or whole center-cropped images."""
+    """Fixed validation batches and their description: seeded patches, or the whole (center-cropped) images."""
     from .data import GaussianNoise, PatchDataset, eval_pairs, paper_noisy, standard_noisy
     from .nas.search_logger import fixed_batches
 
@@ -311,16 +312,14 @@ def _val_batches(val_set: Any, cfg: RetrainConfig, degradation: Any) -> tuple[li
         patches = PatchDataset(val_set, cfg.patch_size, None if val_set.paired else degradation,
                                length=cfg.val_patches, seed=cfg.seed + 2, augment=False)
         return fixed_batches(patches, cfg.batch_size), f"{cfg.val_patches} fixed {cfg.patch_size}x{cfg.patch_size} patches"
-    subset = type(val_set)(val_set.name, val_set.images[:cfg.val_images], val_set.paths[:cfg.val_images],
-                           None if val_set.targets is None else val_set.targets[:cfg.val_images])
-    if subset.paired:
-        pairs = eval_pairs(subset, None, crop_multiple=VAL_CROP)
+    if val_set.paired:
+        pairs = eval_pairs(val_set, None, crop_multiple=VAL_CROP)
     elif isinstance(degradation, GaussianNoise) and not isinstance(degradation.sigma, tuple):
         # the evaluation protocols' noise: seed 0 per image (float, or uint8-clipped like the search's)
         noise = paper_noisy if degradation.clip else standard_noisy
-        pairs = eval_pairs(subset, partial(noise, sigma=degradation.sigma), crop_multiple=VAL_CROP)
+        pairs = eval_pairs(val_set, partial(noise, sigma=degradation.sigma), crop_multiple=VAL_CROP)
     else:
-        pairs = eval_pairs(subset, degradation, seed=cfg.seed, crop_multiple=VAL_CROP)
+        pairs = eval_pairs(val_set, degradation, seed=cfg.seed, crop_multiple=VAL_CROP)
 
     def tensor(a: Any) -> torch.Tensor:
         return torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
@@ -381,7 +380,6 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     from .data.patches import PatchDataset
     from .models.restoration import OptimConfig, RestorationModule
     from .nas.genotype import Genotype, atomic_write_text, software_versions
-    from .search import _prepare_out
 
     cfg.validate()
     accelerator = _device(cfg.device, cfg.precision)
@@ -389,7 +387,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     genotype = Genotype.load(genotype_path)
     supernet = _resolve_supernet(cfg.init_from_supernet, genotype_path)
     out = Path(cfg.out)
-    _prepare_out(out, cfg.overwrite).rmdir()  # refuse a bad --out now, not after hours of training
+    prepare_out(out, cfg.overwrite).rmdir()  # refuse a bad --out now, not after hours of training
 
     # Data first: every bad input fails before training.
     gm = genotype.metadata
@@ -397,10 +395,12 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     val_spec = cfg.val_data or data_spec
     channels = genotype.space.in_channels
     train_set = load_dataset(data_spec, "train", channels=channels, root=cfg.data_root)
-    val_set = load_dataset(val_spec, "val", channels=channels, root=cfg.data_root)
-    if sorted(train_set.paths) == sorted(val_set.paths):
-        raise ValueError(f"data {data_spec!r} has no separate validation split: model selection needs images "
-                         "disjoint from the training ones (pass --val-data, or use a dataset with train/val splits)")
+    val_set = load_dataset(val_spec, "val", channels=channels, root=cfg.data_root, max_images=cfg.val_images or None)
+    shared = set(train_set.paths) & set(val_set.paths)
+    if shared:
+        raise ValueError(f"validation data {val_set.name!r} shares {len(shared)} image(s) with the training data "
+                         f"{train_set.name!r} (e.g. {min(shared)}): model selection needs disjoint images (pass "
+                         "--val-data, or use a dataset with train/val splits)")
     degradation = _degradation(cfg, gm.get("degradation"))
     train_degradation = None if train_set.paired else degradation
     val_batches, val_desc = _val_batches(val_set, cfg, degradation)
@@ -432,7 +432,8 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     network = network.to("cpu")
     if not trainer.is_global_zero:
         return RetrainResult(out, out / "model.ckpt", network, genotype, math.nan, 0, math.nan, seconds, {})
-    assert validator.best_state is not None  # the last step always validates
+    if validator.best_state is None:  # cannot happen: the last step always validates
+        raise RuntimeError("no validation ran during training")
     network.load_state_dict(validator.best_state)
     network.eval()
 
@@ -456,15 +457,13 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     }
     if copied:
         metadata["init_tensors_copied"] = copied
-    staging = _prepare_out(out, cfg.overwrite)
+    staging = prepare_out(out, cfg.overwrite)
     try:
         save_checkpoint(staging / "model.ckpt", network, genotype, metadata)
         atomic_write_text(staging / "metrics.csv", _metrics_csv(validator.rows))
         _plot_curve(validator.rows, staging / "curve.png",
                     f"retrain {genotype_path} on {train_set.name}, validated on {val_set.name} ({val_desc})")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -525,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = r.metadata
         print(f"\nretrained {r.genotype.counts()['fusion']} fusion / {r.genotype.counts()['parallel']} parallel "
               f"columns, {m['params'] / 1e6:.3f} M parameters, {m['steps']} steps on {m['train_data']} "
-              f"({m['device']}, {r.seconds:.0f} s)")
+              f"({m['device']}, {r.seconds:.1f} s)")
         print(f"best validation PSNR {r.best_val_psnr:.2f} dB at step {r.best_step} (final {r.final_val_psnr:.2f} dB; "
               f"{m['val_data']}, {m['validation']})")
         if m["val_set_also_used_by_search"]:

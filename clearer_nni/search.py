@@ -10,10 +10,8 @@ writes under ``~/nni-experiments``; a search needs neither.)
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import math
-import os
 import shutil
 import sys
 import time
@@ -22,7 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import Subset
+
+from .runtime import lightning_accelerator, prepare_out, publish, staging_dir
 
 __all__ = ["SearchConfig", "SearchResult", "fit_supernet", "run_search", "resolve_space_path", "main"]
 
@@ -68,6 +70,8 @@ class SearchConfig:
     overwrite: bool = False
     progress: bool = True
     save_supernet: bool = True
+    checkpoint_every: int = 100
+    resume: bool = False
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
@@ -88,6 +92,7 @@ class SearchConfig:
             (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.val_patches >= 1, f"val_patches must be >= 1, got {self.val_patches}"),
+            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
             (self.device in ("auto", "cpu", "cuda", "gpu"), f"device must be auto, cpu or cuda, got {self.device!r}"),
             (str(self.precision) in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
         ]
@@ -142,27 +147,29 @@ def _merge_space_defaults(cfg: SearchConfig, explicit: set[str]) -> tuple[Search
     return cfg, space
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    if name in ("cuda", "gpu") and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but torch sees no CUDA GPU")
-    return "gpu" if name in ("cuda", "gpu") else "cpu"
+_STATE_FORMAT = "clearer-nni-search-state"
+#: Settings that may differ between a search and its resumption.
+_RESUME_FREE = {"out", "overwrite", "progress", "resume", "workers", "device"}
 
 
-def _prepare_out(out: Path, overwrite: bool) -> Path:
-    """Refuse a non-empty output folder unless ``overwrite``; return the staging folder to write into."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output path exists and is not a folder: {out}")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"output folder is not empty: {out} (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(out.parent, os.W_OK):
-        raise ValueError(f"output folder is not writable: {out.parent}")
-    staging = out.parent / f".{out.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    return staging
+def _resume_state(cfg: SearchConfig, explicit: set[str]) -> tuple[SearchConfig, dict[str, Any]]:
+    """The saved settings and newest complete state of an interrupted search into ``cfg.out``."""
+    from .resume import CheckpointStore
+
+    staging = staging_dir(Path(cfg.out))
+    found = CheckpointStore(staging / "checkpoints", _STATE_FORMAT).latest()
+    if found is None:
+        raise ValueError(f"nothing to resume for {cfg.out}: no complete checkpoint in {staging / 'checkpoints'}")
+    path, state = found
+    saved = SearchConfig(**state["config"])
+    clash = {k: (getattr(cfg, k), getattr(saved, k)) for k in explicit - _RESUME_FREE
+             if getattr(cfg, k) != getattr(saved, k)}
+    if clash:
+        raise ValueError(f"--resume continues with the interrupted search's settings; these flags differ "
+                         f"(given, saved): {clash}")
+    keep = {k: getattr(cfg, k) for k in _RESUME_FREE if k in explicit or k in ("out", "resume")}
+    print(f"resuming from {path} (step {state['step']} of {saved.steps})", file=sys.stderr)
+    return dataclasses.replace(saved, **keep), state
 
 
 def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_loader: Any, *,
@@ -192,6 +199,60 @@ def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_
     return evaluator.module
 
 
+class _SearchState(pl.Callback):
+    """Saves the whole search state every ``cfg.checkpoint_every`` steps (and on Ctrl-C); restores it on resume."""
+
+    def __init__(self, folder: Path, cfg: SearchConfig, state: dict[str, Any] | None, start: float) -> None:
+        from .resume import CheckpointStore
+
+        self.store, self.cfg, self.state, self.start = CheckpointStore(folder, _STATE_FORMAT), cfg, state, start
+        self.interrupted = False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        from .resume import restore_rng
+
+        if self.state is None:
+            return
+        s = self.state
+        pl_module.training_module.model.load_state_dict(s["model"])
+        for opt, opt_state in zip(trainer.optimizers, s["optimizers"]):
+            opt.load_state_dict(opt_state)
+        for config, sched_state in zip(trainer.lr_scheduler_configs, s["schedulers"]):
+            config.scheduler.load_state_dict(sched_state)
+        pl_module.search_step = int(s["step"])
+        restore_rng(s["rng"])
+
+    def save(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        from .resume import capture_rng
+
+        step = pl_module.search_step
+        losses = [v for v in pl_module.last_record.values()]
+        if not all(bool(torch.isfinite(v)) for v in losses):
+            raise FloatingPointError(f"the loss became NaN or infinite at step {step}: stopping; "
+                                     "lower --lr or --arch-lr")
+        from .nas.search_logger import SearchLogger
+
+        logger = next((c for c in trainer.callbacks if isinstance(c, SearchLogger)), None)
+        self.store.save(step, {
+            "config": dataclasses.asdict(self.cfg), "seconds": time.time() - self.start,
+            "model": pl_module.training_module.model.state_dict(),
+            "optimizers": [opt.state_dict() for opt in trainer.optimizers],
+            "schedulers": [c.scheduler.state_dict() for c in trainer.lr_scheduler_configs],
+            "log": logger.rows if logger is not None else [], "rng": capture_rng()})
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        every, step = self.cfg.checkpoint_every, pl_module.search_step
+        if every and step % every == 0 and step < self.cfg.steps:
+            self.save(trainer, pl_module)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted = True
+            if pl_module.search_step > 0:
+                self.save(trainer, pl_module)  # a clean stop: continue later with --resume
+
+
 def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
                on_log: Callable[[dict[str, float]], None] | None = None) -> SearchResult:
     """Run one search; write ``genotype.json``, ``search_log.csv``, ``alpha.png`` and ``supernet.pt`` into ``cfg.out``.
@@ -206,7 +267,6 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
         Called with each logged row (step, losses, P(parallel) per column, validation PSNR), e.g. to
         report intermediate results to NNI.
     """
-    import pytorch_lightning as pl
     from nni.nas.evaluator.pytorch import DataLoader
 
     from .archs.space import ClearerSpace, count_parameters
@@ -219,9 +279,14 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     from .nas.search_logger import SearchLogger, fixed_batches
     from .nas.strategy import ClearerDARTS
 
-    cfg, space_cfg = _merge_space_defaults(cfg, set(explicit))
+    state: dict[str, Any] | None = None
+    if cfg.resume:
+        cfg, state = _resume_state(cfg, set(explicit))
+        space_cfg = _merge_space_defaults(cfg, set(dataclasses.asdict(cfg)))[1]
+    else:
+        cfg, space_cfg = _merge_space_defaults(cfg, set(explicit))
     cfg.validate()
-    accelerator = _device(cfg.device)
+    accelerator = lightning_accelerator(cfg.device)
     check_precision(cfg.precision, accelerator)
     out = Path(cfg.out)
 
@@ -238,13 +303,16 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     else:
         degradation = make_degradation(cfg.degradation)
     n = cfg.steps * cfg.batch_size
-    train_data = PatchDataset(train_set, cfg.patch_size, degradation, length=n, seed=cfg.seed)
-    val_data = PatchDataset(val_set, cfg.patch_size, degradation, length=n, seed=cfg.seed + 1)
+    # Patch i is a pure function of (seed, i): a resumed search skips the patches already used.
+    done = state["step"] * cfg.batch_size if state else 0
+    train_data = Subset(PatchDataset(train_set, cfg.patch_size, degradation, length=n, seed=cfg.seed), range(done, n))
+    val_data = Subset(PatchDataset(val_set, cfg.patch_size, degradation, length=n, seed=cfg.seed + 1), range(done, n))
     monitor = fixed_batches(PatchDataset(val_set, cfg.patch_size, degradation, length=cfg.val_patches,
                                          seed=cfg.seed + 2, augment=False), cfg.batch_size)
 
-    staging = _prepare_out(out, cfg.overwrite)
-    start = time.time()
+    staging = staging_dir(out) if state else prepare_out(out, cfg.overwrite)
+    start = time.time() - (state["seconds"] if state else 0.0)
+    saver = _SearchState(staging / "checkpoints", cfg, state, start)
     try:
         loader_kw = dict(batch_size=cfg.batch_size, shuffle=False, drop_last=True, num_workers=cfg.workers,
                          worker_init_fn=worker_init_fn, persistent_workers=cfg.workers > 0,
@@ -255,11 +323,11 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
                                 arch_eval_mode=cfg.arch_eval_mode, arc_learning_rate=cfg.arch_lr,
                                 gradient_clip_val=cfg.grad_clip)
         logger = SearchLogger(staging / "search_log.csv", monitor, every=cfg.log_every,
-                              total_steps=cfg.steps, on_log=on_log)
+                              total_steps=cfg.steps, on_log=on_log, rows=state["log"] if state else None)
         oneshot = fit_supernet(ClearerSpace(space_cfg, mixing=cfg.mixing), strategy,
                                RestorationModule(OptimConfig("sgd", cfg.lr, cfg.lr_min, 0.9, 3e-4), cfg.steps),
                                DataLoader(train_data, **loader_kw), DataLoader(val_data, **loader_kw),
-                               accelerator=accelerator, callbacks=[logger], progress=cfg.progress,
+                               accelerator=accelerator, callbacks=[logger, saver], progress=cfg.progress,
                                precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile)
         if oneshot.search_step < cfg.steps:
             raise RuntimeError(f"search stopped early at step {oneshot.search_step} of {cfg.steps}")
@@ -286,11 +354,16 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
             torch.save({"format": "clearer-nni-supernet", "version": 1, "space": space_cfg.to_dict(),
                         "state_dict": oneshot.training_module.model.state_dict()}, staging / "supernet.pt")
         logger.plot(staging / "alpha.png")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+        publish(staging, out)
+    except BaseException as exc:
+        if saver.store.latest() is None:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing to resume from: leave nothing behind
+        else:
+            print(f"search stopped; its last good checkpoint is kept: continue it with "
+                  f"`python -m clearer_nni.search --out {out} --resume`", file=sys.stderr)
+        if saver.interrupted and isinstance(exc, SystemExit):
+            raise KeyboardInterrupt from None  # Lightning turns Ctrl-C into sys.exit(1)
         raise
     return SearchResult(out, out / "genotype.json", genotype, supernet_psnr, derived_psnr, seconds, logger.rows)
 
@@ -337,6 +410,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--val-patches", type=int, help=f"fixed validation patches for PSNR [{d.val_patches}]")
     p.add_argument("--out", help=f"output folder [{d.out}]")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--checkpoint-every", type=int,
+                   help=f"save the whole search state every N steps, 0 = never [{d.checkpoint_every}]")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted search into --out from its newest complete checkpoint")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--no-supernet", dest="save_supernet", action="store_false",
                    help="do not save supernet.pt (the super-network's weights, for retrain --init-from-supernet)")

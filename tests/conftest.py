@@ -20,6 +20,16 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    # The tests' tensors are tiny: one intra-op thread is as fast, and two OpenMP threads spin-wait
+    # at every op barrier when the 2 cores are busy (4-5x slower, same results).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_space():
     from clearer_nni.archs import SpaceConfig

@@ -8,9 +8,9 @@ fusion to full resolution → 1x1 conv. Each column is one NNI ``LayerChoice`` b
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn

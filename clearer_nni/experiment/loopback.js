@@ -7,16 +7,15 @@
 // 127.0.0.1 instead. Calls that name a host, and listen() on a Unix socket path or a handle, are
 // left alone. NNI's own files are not modified.
 //
-// Environment:
-//   CLEARER_NNI_PUBLIC=1      do nothing (listen on all interfaces, NNI's own behaviour)
-//   CLEARER_NNI_HOST=ADDRESS  bind host-less listen() calls to ADDRESS instead of 127.0.0.1
+// CLEARER_NNI_PUBLIC=1 in the environment turns it off (listen on all interfaces, NNI's own behaviour).
+// (Only loopback makes sense as the alternative: NNI's own processes connect to ws://localhost:PORT.)
 'use strict';
 
 const net = require('net');
 
 const publicFlag = (process.env.CLEARER_NNI_PUBLIC || '').toLowerCase();
 if (!['1', 'true', 'yes', 'on'].includes(publicFlag) && !net.Server.prototype.__clearerLoopback) {
-  const host = process.env.CLEARER_NNI_HOST || '127.0.0.1';
+  const host = '127.0.0.1';
   const originalListen = net.Server.prototype.listen;
 
   const isPort = (value) =>

@@ -66,16 +66,25 @@ class SearchLogger(pl.Callback):
         The search's length (to log its last step).
     on_log
         Called with each row.
+    rows
+        Rows already logged (a resumed search).
     """
 
     def __init__(self, path: str | Path, monitor: list[Batch], every: int = 50, total_steps: int | None = None,
-                 on_log: Callable[[dict[str, float]], None] | None = None) -> None:
+                 on_log: Callable[[dict[str, float]], None] | None = None,
+                 rows: list[dict[str, float]] | None = None) -> None:
         super().__init__()
         self.path, self.monitor, self.every = Path(path), monitor, every
         self.total_steps, self.on_log = total_steps, on_log
         self.rows: list[dict[str, float]] = []
         self._start = time.time()
         self._fields: list[str] | None = None
+        if rows:  # resumed: rewrite the log as of the checkpoint (later rows are redone)
+            self.path.unlink(missing_ok=True)
+            self._start -= rows[-1]["seconds"]
+            for row in rows:
+                self._write(row)
+                self.rows.append(row)
 
     @torch.no_grad()
     def evaluate(self, oneshot: Any, derived: bool = False) -> float:

@@ -85,6 +85,11 @@ class ClearerDartsModule(DartsLightningModule):
             self._columns = columns
         return self._columns
 
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The α of every column, in network order (NNI's DARTS returns them in ``set`` order,
+        which changes between processes and would scramble a resumed Adam state)."""
+        return [m._arch_alpha for _, m, _ in self.mixed_columns()]
+
     def column_probs(self) -> list[torch.Tensor]:
         """softmax(α) of each column, differentiable w.r.t. α."""
         return [m._softmax(m._arch_alpha) for _, m, _ in self.mixed_columns()]

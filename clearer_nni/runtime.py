@@ -1,0 +1,66 @@
+"""What every command shares: choosing the device, and output folders that are never half-written.
+
+A command writes into a hidden staging folder beside ``--out`` and renames it to ``--out`` when it
+has finished, so ``--out`` holds either nothing or a complete result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+__all__ = ["resolve_device", "lightning_accelerator", "staging_dir", "prepare_out", "publish"]
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` (CUDA if torch sees a GPU, else CPU), ``cpu`` or ``cuda[:N]`` as a :class:`torch.device`."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name in ("cuda", "gpu") or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError("device cuda was asked for, but torch sees no CUDA GPU")
+        return torch.device("cuda" if name == "gpu" else name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+
+
+def lightning_accelerator(name: str) -> str:
+    """Lightning's accelerator name (``cpu`` or ``gpu``) for a ``--device`` value."""
+    return "gpu" if resolve_device(name).type == "cuda" else "cpu"
+
+
+def staging_dir(out: str | Path) -> Path:
+    """The hidden folder a command writes into before it is renamed to ``out``."""
+    out = Path(out)
+    return out.parent / f".{out.name}.partial"
+
+
+def prepare_out(out: str | Path, overwrite: bool) -> Path:
+    """Refuse a non-empty ``out`` unless ``overwrite``; return a fresh, empty staging folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output path exists and is not a folder: {out}")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"output folder is not empty: {out} (pass --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):
+        raise ValueError(f"output folder is not writable: {out.parent}")
+    staging = staging_dir(out)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def publish(staging: Path, out: str | Path) -> Path:
+    """Replace ``out`` by the finished staging folder."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    return out

@@ -1,0 +1,478 @@
+"""NNI experiments: the trial entry, the launcher (a real nnictl experiment on loopback), export and report.
+
+HOME is a temporary folder in every test (conftest.py), so nothing reaches the user's ~/nni-experiments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from clearer_nni.experiment import launch
+from clearer_nni.experiment.export import best_trial, export_genotype, find_experiment_dir, load_trials
+from clearer_nni.experiment.report import pareto_front, trial_table, write_report
+from clearer_nni.experiment.trial import TrialReporter, apply_parameters
+from clearer_nni.search import SearchConfig
+
+REPO = Path(__file__).resolve().parents[1]
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
+def _nni_node() -> Path:
+    import nni_node
+
+    return Path(nni_node.__path__[0]) / "node"
+
+
+# -- parameters → SearchConfig ---------------------------------------------------------------------
+
+def test_parameters_map_onto_search_config_fields():
+    cfg, explicit = apply_parameters(SearchConfig(space="tiny"), {"steps"},
+                                     {"lambda1": 0, "lambda_comp": 0.1, "sigma": 30, "seed": 2.0,
+                                      "noise-clip": True, "log_base": 10})
+    assert (cfg.lambda_arch, cfg.lambda_comp, cfg.sigma, cfg.seed) == (0.0, 0.1, 30.0, 2)
+    assert isinstance(cfg.seed, int) and isinstance(cfg.lambda_arch, float)
+    assert cfg.noise_clip is True and cfg.log_base == "10"
+    assert explicit == {"steps", "lambda_arch", "lambda_comp", "sigma", "seed", "noise_clip", "log_base"}
+    cfg, _ = apply_parameters(SearchConfig(), set(), {"lambdas": [0.01, 0.1], "space": "demo"})
+    assert (cfg.lambda_arch, cfg.lambda_comp, cfg.space) == (0.01, 0.1, "demo")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"lambda_arc": 0.1}, "unknown parameter name 'lambda_arc'"),
+    ({"out": "/tmp/x"}, "cannot be set from a search space"),
+    ({"steps": 2.5}, "parameter 'steps': bad value 2.5"),
+    ({"sigma": "loud"}, "parameter 'sigma': bad value 'loud'"),
+    ({"seed": True}, "parameter 'seed': bad value True"),
+    ({"lambdas": [0.1]}, "must be a pair"),
+    ({"lambda1": 0.1, "lambda_arch": 0.2}, "given twice"),
+    ({"sigma": {"_name": "a"}}, "nested values are not supported"),
+])
+def test_bad_parameters_are_named(params, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        apply_parameters(SearchConfig(), set(), params)
+
+
+class _Channel:
+    def __init__(self, parameter_id=None):
+        self.sent, self.parameter_id = [], parameter_id
+
+    def receive_parameter(self):
+        return {"parameter_id": self.parameter_id, "parameter_source": "algorithm", "parameters": {"seed": 3}}
+
+    def send_metric(self, type, parameter_id, trial_job_id, sequence, value):
+        self.sent.append((type, parameter_id, trial_job_id, sequence, value))
+
+
+def test_reporter_keeps_the_channel_and_parameter_id_it_started_with(monkeypatch):
+    """NNI's sequential engine swaps the default trial channel while it runs: metrics must still go
+    through the trial's own channel, under its own parameter id."""
+    from nni.runtime import trial_command_channel as tcc
+
+    ours, theirs = _Channel(parameter_id=7), _Channel(parameter_id=0)
+    monkeypatch.setattr(tcc, "_channel", ours)
+    reporter = TrialReporter()
+    reporter.platform = "local"  # as under an experiment
+    assert reporter.receive_parameters() == {"seed": 3}
+    tcc.set_default_trial_command_channel(theirs)  # what nni.nas.execution.sequential does
+    reporter.intermediate({"default": 20.0, "step": 1})
+    reporter.intermediate({"default": 21.0, "step": 2})
+    reporter.final({"default": 22.0})
+    assert theirs.sent == []
+    assert [(t, pid, seq) for t, pid, _, seq, _ in ours.sent] == [("PERIODICAL", 7, 0), ("PERIODICAL", 7, 1),
+                                                                 ("FINAL", 7, 0)]
+
+
+# -- the trial entry under NNI's file-based trial channel ------------------------------------------
+
+def _trial_env(tmp_path: Path, parameters: dict, parameter_id: int = 5) -> dict[str, str]:
+    """The environment of a trial as NNI's legacy local runtime sets it (NNI_PLATFORM=local, NNI_SYS_DIR
+    with parameter.cfg; metrics are appended to NNI_SYS_DIR/.nni/metrics)."""
+    sysdir = tmp_path / "trial"
+    sysdir.mkdir()
+    (sysdir / "parameter.cfg").write_text(json.dumps({"parameter_id": parameter_id, "parameter_source": "algorithm",
+                                                       "parameters": parameters, "parameter_index": 0}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNI_")}
+    env.update(NNI_PLATFORM="local", NNI_SYS_DIR=str(sysdir), NNI_OUTPUT_DIR=str(sysdir), NNI_TRIAL_JOB_ID="abcde",
+               NNI_EXP_ID="exp12345", NNI_TRIAL_SEQ_ID="0", OMP_NUM_THREADS="1")
+    return env
+
+
+def _metrics(sysdir: Path) -> list[dict]:
+    raw = (sysdir / ".nni" / "metrics").read_bytes() if (sysdir / ".nni" / "metrics").exists() else b""
+    out = []
+    while raw:
+        assert raw[:2] == b"ME"
+        n = int(raw[2:8])
+        out.append(json.loads(raw[8:8 + n]))
+        raw = raw[8 + n:]
+    return out
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"lambda_arch": 0.01, "bogus": 1}, "error: unknown parameter name 'bogus'"),
+    ({"lambda_comp": -1}, "error: lambda_comp must be a finite number >= 0, got -1.0"),
+])
+def test_bad_search_space_fails_the_trial_with_a_clear_error(tmp_path, parameters, message):
+    env = _trial_env(tmp_path, parameters)
+    proc = subprocess.run([sys.executable, "-m", "clearer_nni.experiment.trial", "--space", "tiny"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not [m for m in _metrics(tmp_path / "trial") if m["type"] in ("PERIODICAL", "FINAL")]
+
+
+# -- loopback shim ---------------------------------------------------------------------------------
+
+_LISTEN_JS = """
+const http = require('http');
+const s = http.createServer(() => {});
+s.listen(0, () => { console.log(JSON.stringify(s.address())); s.close(); });
+"""
+
+
+@pytest.mark.parametrize("extra, loopback", [({}, True), ({"CLEARER_NNI_PUBLIC": "1"}, False)])
+def test_loopback_shim_binds_hostless_listen_to_127_0_0_1(tmp_path, extra, loopback):
+    script = tmp_path / "listen.js"
+    script.write_text(_LISTEN_JS)
+    env = launch.nni_env(None, public=bool(extra))
+    env.update(extra)
+    proc = subprocess.run([str(_nni_node()), str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    address = json.loads(proc.stdout)["address"]
+    assert (address == "127.0.0.1") is loopback, address
+
+
+def test_nni_env_points_home_at_the_workdir(tmp_path):
+    env = launch.nni_env(tmp_path / "w", base={"HOME": "/home/someone", "PATH": "/usr/bin"})
+    assert env["HOME"] == str((tmp_path / "w").resolve()) and env["CLEARER_USER_HOME"] == "/home/someone"
+    assert str(launch.LOOPBACK_JS) in env["NODE_OPTIONS"] and env["CLEARER_PYTHON"] == sys.executable
+    assert env["PATH"].startswith(str(Path(sys.executable).parent))
+    public = launch.nni_env(None, public=True, base={"HOME": "/h", "NODE_OPTIONS": "--no-warnings"})
+    assert public["HOME"] == "/h" and public["NODE_OPTIONS"] == "--no-warnings" and public["CLEARER_NNI_PUBLIC"] == "1"
+
+
+def test_launcher_reports_a_missing_config_and_a_busy_port(tmp_path, capsys):
+    assert launch.main(["run", str(tmp_path / "nope.yml"), "--workdir", str(tmp_path)]) == 2
+    assert "experiment config not found" in capsys.readouterr().err
+    cfg = tmp_path / "exp.yml"
+    cfg.write_text("trialCommand: 'true'\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert launch.main(["run", str(cfg), "--port", str(port), "--workdir", str(tmp_path)]) == 2
+    assert f"port {port} is already in use" in capsys.readouterr().err
+
+
+# -- a real experiment -----------------------------------------------------------------------------
+
+_E2E_SPACE = {"lambdas": {"_type": "choice", "_value": [[0.01, 0.0], [0.1, 0.01], [-1, 0.0]]}}
+
+
+def _e2e_config(tmp_path: Path) -> Path:
+    (tmp_path / "hpo.json").write_text(json.dumps(_E2E_SPACE))
+    cfg = tmp_path / "e2e.yml"
+    cfg.write_text(f"""\
+experimentName: clearer-e2e-test
+searchSpaceFile: hpo.json
+trialCommand: OMP_NUM_THREADS=1 ${{CLEARER_PYTHON:-python3}} -m clearer_nni.experiment.trial --space tiny --steps 20 --warmup-steps 5 --log-every 5
+trialCodeDirectory: {REPO}
+trialConcurrency: 1
+maxTrialNumber: 3
+tuner:
+  name: GridSearch
+trainingService:
+  platform: local
+""")
+    return cfg
+
+
+def test_real_experiment_on_loopback(tmp_path):
+    workdir = tmp_path / "nni"
+    port = launch.free_port()
+    exp_id = launch.create_experiment(_e2e_config(tmp_path), port, workdir)
+    try:
+        # the web UI and REST API answer on loopback, and nothing listens elsewhere
+        addresses = launch.listening_addresses(port)
+        assert addresses and set(addresses) <= LOOPBACK, addresses
+        assert launch.rest_get(port, "/experiment")["id"] == exp_id
+        with __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{port}/oview", timeout=10) as r:
+            assert b"<html" in r.read().lower()
+
+        trials = launch.wait_for_trials(port, 3, timeout=220)
+        by_id = {t["trialJobId"]: t for t in trials}
+        params = {tid: json.loads(t["hyperParameters"][0]) for tid, t in by_id.items()}
+        status = {tuple(p["parameters"]["lambdas"]): by_id[tid]["status"] for tid, p in params.items()}
+        assert status == {(0.01, 0.0): "SUCCEEDED", (0.1, 0.01): "SUCCEEDED", (-1, 0.0): "FAILED"}, status
+
+        metrics = launch.rest_get(port, "/metric-data")
+        for tid, p in params.items():
+            mine = [m for m in metrics if m["trialJobId"] == tid]
+            assert all(str(m["parameterId"]) == str(p["parameter_id"]) for m in mine), (tid, mine)
+            finals = [json.loads(json.loads(m["data"])) for m in mine if m["type"] == "FINAL"]
+            periodic = [json.loads(json.loads(m["data"])) for m in mine if m["type"] == "PERIODICAL"]
+            if by_id[tid]["status"] == "SUCCEEDED":
+                assert [m["step"] for m in periodic] == [1, 5, 10, 15, 20]
+                assert all({"default", "alpha_entropy", "step"} <= set(m) for m in periodic)
+                assert len(finals) == 1 and {"default", "supernet_psnr", "params", "genotype"} <= set(finals[0])
+                assert Path(finals[0]["genotype"]).is_file()
+                assert str(workdir.resolve() / "nni-experiments" / exp_id) in finals[0]["genotype"]
+            else:
+                assert not finals and not periodic
+
+        failed = next(tid for tid, p in params.items() if p["parameters"]["lambdas"][0] == -1)
+        stderr = next((workdir / "nni-experiments" / exp_id).glob(f"environments/*/trials/{failed}/trial.stderr"))
+        assert "error: lambda_arch must be a finite number >= 0, got -1.0" in stderr.read_text()
+
+        # the best trial's genotype, exported from the folder on disk, builds a network
+        out, rec = export_genotype(exp_id, tmp_path / "best.json", workdir=workdir)
+        best = max((t for t in params if by_id[t]["status"] == "SUCCEEDED"),
+                   key=lambda t: json.loads(json.loads(by_id[t]["finalMetricData"][0]["data"]))["default"])
+        assert rec.trial_id == best
+        from clearer_nni.nas.genotype import Genotype
+
+        geno = Genotype.load(out)
+        assert geno.metadata["nni"]["trial_id"] == best and geno.build() is not None
+        assert write_report(exp_id, tmp_path / "report", workdir)["png"].is_file()
+    finally:
+        procs = launch.experiment_processes(exp_id, workdir)
+        assert procs, "the experiment's processes were not found"
+        leftover = launch.stop_experiment(exp_id, workdir, timeout=60)
+    assert leftover == []
+    time.sleep(0.5)
+    assert launch.experiment_processes(exp_id, workdir) == []
+    assert not [p for p in procs if p.is_running() and p.status() != "zombie"]
+    assert launch.listening_addresses(port) == []
+
+
+# -- export and report on a recorded experiment folder ---------------------------------------------
+
+_SCHEMA = [
+    "CREATE TABLE TrialJobEvent (timestamp integer, trialJobId text, event text, data text, logPath text, "
+    "sequenceId integer, message text, environmentId text)",
+    "CREATE TABLE MetricData (timestamp integer, trialJobId text, parameterId text, type text, sequence integer, "
+    "data text)",
+    "CREATE TABLE ExperimentProfile (params text, id text, execDuration integer, startTime integer, "
+    "endTime integer, logDir text, nextSequenceId integer, revision integer)",
+]
+
+
+def _metric_data(value: dict) -> str:
+    return json.dumps(json.dumps(value))  # NNI stores the metric JSON-encoded twice
+
+
+def _record_experiment(root: Path, exp_id: str = "abcd1234", ssim: bool = False, moved_from: str | None = None) -> Path:
+    """An experiment folder laid out as NNI 3.0's local training service writes it."""
+    from clearer_nni.archs import SpaceConfig
+    from clearer_nni.nas.genotype import Genotype
+
+    expdir = root / "nni-experiments" / exp_id
+    (expdir / "db").mkdir(parents=True)
+    (expdir / "log").mkdir()
+    space = SpaceConfig(channels=(4, 8, 16), columns=(2, 2), stem="paper")
+    labels = space.labels
+    # (trial, λ1, λ2, PSNR, params, status)
+    rows = [("tA", 0.0, 0.0, 20.5, 16408, "SUCCEEDED"), ("tB", 0.01, 0.0, 21.0, 14000, "SUCCEEDED"),
+            ("tC", 0.1, 0.1, 20.8, 12752, "SUCCEEDED"), ("tD", 0.1, 0.0, 20.0, 15000, "SUCCEEDED"),
+            ("tE", 1.0, 0.0, None, None, "FAILED")]
+    con = sqlite3.connect(expdir / "db" / "nni.sqlite")
+    for sql in _SCHEMA:
+        con.execute(sql)
+    con.execute("INSERT INTO ExperimentProfile VALUES (?,?,?,?,?,?,?,?)",
+                (json.dumps({"experimentName": "recorded", "experimentType": "hpo"}), exp_id, 0, 1, None,
+                 str(root / "nni-experiments"), 5, 1))
+    t = 1_795_000_000_000
+    for seq, (tid, l1, l2, psnr, n, status) in enumerate(rows):
+        folder = expdir / "environments" / "local-env" / "trials" / tid
+        log_path = str(folder if moved_from is None else Path(moved_from) / exp_id / "environments" / "local-env"
+                       / "trials" / tid)
+        folder.mkdir(parents=True)
+        hp = {"parameter_id": seq, "parameter_source": "algorithm", "parameters": {"lambdas": [l1, l2], "seed": 0},
+              "parameter_index": 0}
+        con.execute("INSERT INTO TrialJobEvent VALUES (?,?,?,?,?,?,?,?)",
+                    (t + 10 * seq, tid, "WAITING", None, log_path, seq, None, None))
+        con.execute("INSERT INTO TrialJobEvent VALUES (?,?,?,?,?,?,?,?)",
+                    (t + 10 * seq + 1, tid, "RUNNING", json.dumps(hp), log_path, seq, None, "local-env"))
+        if psnr is not None:
+            choices = {lab: ("fusion" if i % 2 == seq % 2 else "parallel") for i, lab in enumerate(labels)}
+            meta = {"lambda_arch": l1, "lambda_comp": l2, "val_psnr_derived": psnr, "params_derived": n,
+                    "search_seconds": 30.0 + seq}
+            gpath = folder / "search" / "genotype.json"
+            gpath.parent.mkdir()
+            Genotype(space, choices, {}, meta).save(gpath)
+            for k in range(2):
+                con.execute("INSERT INTO MetricData VALUES (?,?,?,?,?,?)",
+                            (t + 10 * seq + 2 + k, tid, str(seq), "PERIODICAL", k,
+                             _metric_data({"default": psnr - 1 + k, "alpha_entropy": 0.6, "step": 5 * (k + 1)})))
+            final = {"default": psnr, "supernet_psnr": psnr - 0.5, "params": n, "genotype": str(gpath),
+                     "search_seconds": 30.0 + seq, "lambda_arch": l1, "lambda_comp": l2}
+            if ssim:
+                final["ssim"] = 0.5 + psnr / 100
+            con.execute("INSERT INTO MetricData VALUES (?,?,?,?,?,?)",
+                        (t + 10 * seq + 5, tid, str(seq), "FINAL", 0, _metric_data(final)))
+        else:
+            (folder / "trial.stderr").write_text("error: lambda_arch ...\n")
+        con.execute("INSERT INTO TrialJobEvent VALUES (?,?,?,?,?,?,?,?)",
+                    (t + 10 * seq + 6, tid, status, None, log_path, seq, None, "local-env"))
+    con.commit()
+    con.close()
+    return expdir
+
+
+def test_export_picks_the_best_trial_and_builds(tmp_path):
+    from clearer_nni.nas.genotype import Genotype
+
+    expdir = _record_experiment(tmp_path)
+    trials = load_trials(expdir)
+    assert [t.trial_id for t in trials] == ["tA", "tB", "tC", "tD", "tE"]
+    assert trials[4].status == "FAILED" and trials[4].final is None and trials[4].genotype_path is None
+    assert trials[1].parameters == {"lambdas": [0.01, 0.0], "seed": 0} and trials[1].parameter_id == 1
+    assert len(trials[1].intermediate) == 2
+    assert best_trial(trials).trial_id == "tB"
+
+    # by id (under --workdir), and by folder
+    out, rec = export_genotype("abcd1234", tmp_path / "g.json", workdir=tmp_path)
+    assert rec.trial_id == "tB"
+    geno = Genotype.load(out)
+    assert geno.metadata["nni"]["trial_id"] == "tB" and geno.metadata["nni"]["parameters"]["lambdas"] == [0.01, 0.0]
+    assert geno.build() is not None
+    from clearer_nni.export import main as export_main
+
+    assert export_main([str(expdir), "--trial", "tC", "-o", str(tmp_path / "c.json")]) == 0
+    assert Genotype.load(tmp_path / "c.json").metadata["params_derived"] == 12752
+    assert export_main([str(expdir), "--trial", "tC", "-o", str(tmp_path / "c.json")]) == 2  # exists
+    assert export_main([str(expdir), "--trial", "tC", "-o", str(tmp_path / "c.json"), "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nosuchexp"], "experiment 'nosuchexp' not found"),
+    (["{exp}", "--trial", "tZ"], "no trial 'tZ'"),
+    (["{exp}", "--trial", "tE"], "trial tE (FAILED) has no search/genotype.json"),
+    (["{tmp}"], "is not an NNI experiment folder"),
+])
+def test_export_errors_are_clear(tmp_path, capsys, args, message):
+    from clearer_nni.export import main as export_main
+
+    expdir = _record_experiment(tmp_path)
+    args = [a.format(exp=expdir, tmp=tmp_path) for a in args]
+    assert export_main(args + ["-o", str(tmp_path / "x.json"), "--workdir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_export_and_report_use_the_parameters_a_trial_ran_with(tmp_path):
+    """NNI 3.0's local training service with trialConcurrency > 1 can hand trial A the parameters it
+    recorded for trial B: the metrics carry the parameter id the trial really got."""
+    expdir = _record_experiment(tmp_path)
+    con = sqlite3.connect(expdir / "db" / "nni.sqlite")
+    con.execute("UPDATE MetricData SET parameterId = CASE trialJobId WHEN 'tA' THEN '1' ELSE '0' END "
+                "WHERE trialJobId IN ('tA', 'tB')")
+    con.commit()
+    con.close()
+    trials = {t.trial_id: t for t in load_trials(expdir)}
+    assert trials["tA"].parameters == {"lambdas": [0.01, 0.0], "seed": 0} and trials["tA"].parameter_id == 1
+    assert trials["tA"].nni_parameters == {"lambdas": [0.0, 0.0], "seed": 0} and trials["tA"].swapped
+    assert not trials["tC"].swapped
+    # the trial entry's own record wins over the metrics
+    (trials["tC"].folder / "clearer_trial.json").write_text(json.dumps({"parameter_id": 9, "parameters": {"x": 1}}))
+    assert {t.trial_id: t for t in load_trials(expdir)}["tC"].parameters == {"x": 1}
+    out, rec = export_genotype(expdir, tmp_path / "g.json", trial="tA")
+    from clearer_nni.nas.genotype import Genotype
+
+    nni_meta = Genotype.load(out).metadata["nni"]
+    assert nni_meta["parameters"]["lambdas"] == [0.01, 0.0] and nni_meta["nni_recorded_parameters"]["lambdas"] == [0.0, 0.0]
+    assert "Trials tA, tB, tC ran with other parameters" in write_report(expdir, tmp_path / "rep")["md"].read_text()
+
+
+def test_export_finds_trials_of_a_moved_experiment_folder(tmp_path):
+    expdir = _record_experiment(tmp_path / "new", moved_from="/somewhere/else/nni-experiments")
+    # genotype paths in the metrics point at the old place too: rewrite them to a missing folder
+    con = sqlite3.connect(expdir / "db" / "nni.sqlite")
+    rows = con.execute("SELECT rowid, data FROM MetricData WHERE type='FINAL'").fetchall()
+    for rowid, data in rows:
+        value = json.loads(json.loads(data))
+        value["genotype"] = "/somewhere/else/genotype.json"
+        con.execute("UPDATE MetricData SET data=? WHERE rowid=?", (_metric_data(value), rowid))
+    con.commit()
+    con.close()
+    trials = load_trials(find_experiment_dir(expdir))
+    assert all(t.folder is not None and t.folder.is_relative_to(expdir) for t in trials)
+    assert best_trial(trials).genotype_path == expdir / "environments/local-env/trials/tB/search/genotype.json"
+
+
+def test_report_table_and_pareto_plot(tmp_path, capsys):
+    import pandas as pd
+
+    expdir = _record_experiment(tmp_path)
+    df = trial_table(load_trials(expdir))
+    assert list(df["trial"]) == ["tA", "tB", "tD", "tC"]  # by λ1, λ2; the failed trial has no row
+    assert "SSIM" not in df.columns
+    front = set(df.loc[pareto_front(df), "trial"])
+    assert front == {"tB", "tC"}  # tA: bigger and worse than tB; tD: dominated by tB
+
+    from clearer_nni.report import main as report_main
+
+    assert report_main([str(expdir), "-o", str(tmp_path / "rep")]) == 0
+    csv = pd.read_csv(tmp_path / "rep" / "table.csv")
+    assert {"lambda1", "lambda2", "PSNR (dB)", "params (M)", "search time (s)", "pareto"} <= set(csv.columns)
+    assert csv.loc[csv.trial == "tB", "pareto"].item() and not csv.loc[csv.trial == "tA", "pareto"].item()
+    assert csv.loc[csv.trial == "tC", "params (M)"].item() == pytest.approx(0.012752)
+    md = (tmp_path / "rep" / "table.md").read_text()
+    assert "| trial | pareto | lambda1 | lambda2 | PSNR (dB) | params (M) | search time (s)" in md
+    assert "SSIM: not recorded" in md and "| tB | ✓ | 0.01 | 0 | 21.00 |" in md
+    png = (tmp_path / "rep" / "pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+    expdir2 = _record_experiment(tmp_path / "with_ssim", exp_id="ssim0001", ssim=True)
+    df2 = trial_table(load_trials(expdir2))
+    assert df2.loc[df2.trial == "tB", "SSIM"].item() == pytest.approx(0.71)
+    paths = write_report(expdir2, tmp_path / "rep2")
+    assert "SSIM: not recorded" not in paths["md"].read_text() and "| SSIM |" in paths["md"].read_text()
+
+
+def test_report_without_finished_trials_is_an_error(tmp_path, capsys):
+    from clearer_nni.report import main as report_main
+
+    expdir = _record_experiment(tmp_path)
+    con = sqlite3.connect(expdir / "db" / "nni.sqlite")
+    con.execute("DELETE FROM MetricData WHERE type='FINAL'")
+    con.commit()
+    con.close()
+    assert report_main([str(expdir), "-o", str(tmp_path / "rep")]) == 2
+    assert "no trial of" in capsys.readouterr().err
+
+
+# -- the shipped experiment files ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["denoise.yml", "denoise-gpu.yml", "derain.yml", "lambda_sweep.yml",
+                                  "denoise-remote.yml"])
+def test_shipped_experiment_files_are_valid(name):
+    import yaml
+    from nni.experiment.config import ExperimentConfig
+
+    path = REPO / "experiments" / name
+    doc = yaml.safe_load(path.read_text())
+    assert "clearer_nni.experiment.trial" in doc["trialCommand"]
+    config = ExperimentConfig.load(path) if doc["trainingService"]["platform"] == "local" else None
+    space_file = (path.parent / doc["searchSpaceFile"]).resolve()
+    space = json.loads(space_file.read_text())
+    # every parameter name maps onto the search's settings
+    sample = {k: (v["_value"][0]) for k, v in space.items()}
+    apply_parameters(SearchConfig(), set(), sample)
+    if config is not None:
+        config.validate()
+
+
+def test_lambda_sweep_is_the_papers_table_5_grid():
+    space = json.loads((REPO / "search_spaces" / "hpo_lambda_sweep.json").read_text())
+    assert space == {"lambdas": {"_type": "choice", "_value": [[0.0, 0.0], [0.01, 0.0], [0.1, 0.0], [0.01, 0.01],
+                                                               [0.1, 0.1]]}}

@@ -1,0 +1,115 @@
+"""Resumable search: SIGKILL and Ctrl-C mid-run, torn checkpoints, a loss that becomes NaN."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from clearer_nni.resume import CheckpointStore
+from clearer_nni.search import main
+from conftest import REPO
+
+TINY = str(REPO / "search_spaces" / "tiny.yaml")
+ARGS = ["--space", TINY, "--steps", "60", "--warmup-steps", "10", "--checkpoint-every", "20", "--no-progress",
+        "--no-supernet", "--log-every", "10"]
+
+
+def _start(out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "clearer_nni.search", *ARGS, *extra, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, proc, timeout=300):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"search ended before {path.name} appeared: {proc.communicate()[1]}"
+        assert time.time() < deadline, f"{path} did not appear"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    # A subprocess like the interrupted run: the same torch thread count, so the same float sums.
+    out = tmp_path_factory.mktemp("ref") / "run"
+    proc = _start(out)
+    assert proc.wait(timeout=600) == 0, proc.communicate()[1]
+    return json.loads((out / "genotype.json").read_text()), (out / "search_log.csv").read_text()
+
+
+def _log_without_time(text):
+    return [",".join(c for i, c in enumerate(line.split(",")) if i != 1) for line in text.splitlines()]
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_search(tmp_path, reference):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_for(tmp_path / ".run.partial" / "checkpoints" / "step-0000040.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    resumed = subprocess.run([sys.executable, "-m", "clearer_nni.search", "--out", str(out), "--resume",
+                              "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr and "(step 40 of 60)" in resumed.stderr
+    genotype = json.loads((out / "genotype.json").read_text())
+    ref_genotype, ref_log = reference
+    assert genotype["choices"] == ref_genotype["choices"]
+    assert genotype["alpha"] == ref_genotype["alpha"]
+    assert _log_without_time((out / "search_log.csv").read_text()) == _log_without_time(ref_log)
+    assert not (tmp_path / ".run.partial").exists() and not (out / "checkpoints").exists()
+
+
+def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    proc = _start(out, "--steps", "400")
+    _wait_for(tmp_path / ".run.partial" / "checkpoints" / "step-0000020.pt", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and not out.exists()
+    steps = [int(p.stem.split("-")[1]) for p in (tmp_path / ".run.partial" / "checkpoints").glob("step-*.pt")]
+    assert max(steps) > 20 or steps == [20]  # a final checkpoint at the step it stopped
+
+
+def test_torn_checkpoint_is_skipped_with_a_warning(tmp_path):
+    store = CheckpointStore(tmp_path, "fmt")
+    store.save(10, {"x": torch.ones(2)})
+    store.save(20, {"x": torch.zeros(2)})
+    newest = store.paths()[0]
+    newest.write_bytes(newest.read_bytes()[:100])  # torn
+    with pytest.warns(RuntimeWarning, match="step-0000020.pt: unreadable checkpoint"):
+        path, payload = store.latest()
+    assert path.name == "step-0000010.pt" and payload["step"] == 10
+    store.save(30, {"x": torch.ones(1)})
+    assert [p.name for p in store.paths()] == ["step-0000030.pt", "step-0000020.pt"]  # keeps two
+
+
+def test_resume_without_checkpoint_or_with_other_settings(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    out = tmp_path / "run"
+    proc = _start(out, "--steps", "400")
+    _wait_for(tmp_path / ".run.partial" / "checkpoints" / "step-0000020.pt", proc)
+    proc.kill()
+    proc.wait()
+    assert main(["--out", str(out), "--resume", "--lambda-arch", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "flags differ" in err and "'lambda_arch': (0.5, 0.01)" in err
+
+
+def test_a_loss_that_becomes_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["--space", TINY, "--steps", "60", "--warmup-steps", "5", "--checkpoint-every", "1",
+                 "--lr", "1e12", "--grad-clip", "1e30", "--no-progress", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "NaN or infinite at step" in err, err
+    assert not out.exists()
+    store = CheckpointStore(tmp_path / ".run.partial" / "checkpoints", "clearer-nni-search-state")
+    _, state = store.latest()
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
