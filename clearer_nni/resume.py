@@ -8,18 +8,25 @@ disk, a copied folder) is skipped with a warning and the previous one is used.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
+import shutil
+import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
+
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 
-__all__ = ["CheckpointStore", "save_atomic", "capture_rng", "restore_rng"]
+__all__ = ["CheckpointStore", "TrainingState", "save_atomic", "capture_rng", "restore_rng", "resume_settings",
+           "nonfinite_error", "stop_and_keep"]
 
 _NAME = re.compile(r"^step-(\d+)\.pt$")
 
@@ -114,3 +121,123 @@ class CheckpointStore:
             except ValueError as exc:
                 warnings.warn(f"skipping {exc}; falling back to the previous checkpoint", RuntimeWarning)
         return None
+
+
+def resume_settings(cfg: Any, explicit: Collection[str], folder: Path, fmt: str, free: Collection[str],
+                    what: str) -> tuple[Any, dict[str, Any]]:
+    """The saved settings (a ``type(cfg)`` dataclass) and newest complete state of an interrupted run.
+
+    Explicit flags other than the ``free`` ones (output, device, progress...) must equal the saved
+    settings; the free ones given explicitly replace them.
+
+    Raises
+    ------
+    ValueError
+        No complete checkpoint in ``folder``, or an explicit flag that differs from the saved settings.
+    """
+    found = CheckpointStore(folder, fmt).latest()
+    if found is None:
+        raise ValueError(f"nothing to resume for {cfg.out}: no complete checkpoint in {folder}")
+    path, state = found
+    saved = type(cfg)(**state["config"])
+    clash = {k: (getattr(cfg, k), getattr(saved, k)) for k in sorted(set(explicit) - set(free))
+             if getattr(cfg, k) != getattr(saved, k)}
+    if clash:
+        raise ValueError(f"--resume continues with the interrupted {what}'s settings; these flags differ "
+                         f"(given, saved): {clash}")
+    keep = {k: getattr(cfg, k) for k in free if k in explicit or k in ("out", "resume")}
+    resumed = dataclasses.replace(saved, **keep)
+    out = Path(resumed.out)
+    if out.is_dir() and any(out.iterdir()) and not getattr(resumed, "overwrite", False):
+        raise ValueError(f"output folder is not empty: {out} (it was filled after the {what} was interrupted; "
+                         "pass --overwrite to replace it)")
+    print(f"resuming from {path} (step {state['step']} of {saved.steps})", file=sys.stderr)
+    return resumed, state
+
+
+def nonfinite_error(step: int, advice: str) -> FloatingPointError:
+    return FloatingPointError(f"the loss became NaN or infinite at step {step}: stopping; {advice}")
+
+
+class TrainingState(pl.Callback):
+    """Saves a Lightning run's whole state every ``every`` steps (and on Ctrl-C); restores it on resume.
+
+    The state: the model's weights, the optimizers' and schedulers' states, the step, the RNG states
+    and the settings (``config``, a dict), plus what :meth:`extra` adds. A subclass says where the model
+    and the step are (:meth:`model`, :meth:`step`, :meth:`set_step`), adds its own state
+    (:meth:`extra`, :meth:`restore_extra`) and checks the loss (:meth:`check_finite`, called before
+    every save: a checkpoint never holds a diverged run).
+    """
+
+    def __init__(self, folder: Path, fmt: str, config: dict[str, Any], every: int, total_steps: int,
+                 state: dict[str, Any] | None, start: float, save: bool = True) -> None:
+        self.store, self.config, self.state, self.start = CheckpointStore(folder, fmt), config, state, start
+        self.every, self.total_steps, self.enabled = int(every), int(total_steps), save
+        self.interrupted = False
+
+    # -- what a subclass says --------------------------------------------------------------------
+    def model(self, pl_module: Any) -> torch.nn.Module:
+        return pl_module.model
+
+    def step(self, trainer: pl.Trainer, pl_module: Any) -> int:
+        return trainer.global_step
+
+    def set_step(self, trainer: pl.Trainer, pl_module: Any, step: int) -> None:
+        raise NotImplementedError
+
+    def extra(self, trainer: pl.Trainer, pl_module: Any) -> dict[str, Any]:
+        return {}
+
+    def restore_extra(self, trainer: pl.Trainer, pl_module: Any, state: dict[str, Any]) -> None:
+        pass
+
+    def check_finite(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        """Raise :func:`nonfinite_error` if the loss became NaN or infinite."""
+
+    # -- the generic part ------------------------------------------------------------------------
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if self.state is None:
+            return
+        s = self.state
+        self.model(pl_module).load_state_dict(s["model"])
+        for opt, opt_state in zip(trainer.optimizers, s["optimizers"]):
+            opt.load_state_dict(opt_state)
+        for config, sched_state in zip(trainer.lr_scheduler_configs, s["schedulers"]):
+            config.scheduler.load_state_dict(sched_state)
+        self.set_step(trainer, pl_module, int(s["step"]))
+        self.restore_extra(trainer, pl_module, s)
+        restore_rng(s["rng"])
+
+    def save(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self.check_finite(trainer, pl_module)
+        if not (self.enabled and trainer.is_global_zero):
+            return
+        self.store.save(self.step(trainer, pl_module), {
+            "config": self.config, "seconds": time.time() - self.start,
+            "model": self.model(pl_module).state_dict(),
+            "optimizers": [opt.state_dict() for opt in trainer.optimizers],
+            "schedulers": [c.scheduler.state_dict() for c in trainer.lr_scheduler_configs],
+            **self.extra(trainer, pl_module), "rng": capture_rng()})
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = self.step(trainer, pl_module)
+        if self.every and step % self.every == 0 and step < self.total_steps:
+            self.save(trainer, pl_module)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted = True
+            if self.step(trainer, pl_module) > 0:
+                self.save(trainer, pl_module)  # a clean stop: continue later with --resume
+
+
+def stop_and_keep(saver: TrainingState, staging: Path, exc: BaseException, what: str, resume_hint: str) -> None:
+    """After a failed or interrupted run: keep ``staging`` if it holds a checkpoint (and say how to
+    resume), else remove it; turn Lightning's ``sys.exit(1)`` after Ctrl-C back into ``KeyboardInterrupt``."""
+    if saver.store.latest() is None:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing to resume from: leave nothing behind
+    else:
+        print(f"{what} stopped; its last good checkpoint is kept: continue it with `{resume_hint}`", file=sys.stderr)
+    if saver.interrupted and isinstance(exc, SystemExit):
+        raise KeyboardInterrupt from None  # Lightning turns Ctrl-C into sys.exit(1)

@@ -5,6 +5,11 @@ Adam, lr 0.01 → 0 cosine, 100,000 steps, batch 32 of 64x64 patches, gradient c
 ``val_every`` steps the network is scored on the *validation* split (fixed patches, or whole images);
 the best state is kept in memory and saved at the end as ``model.ckpt`` (see
 :mod:`clearer_nni.checkpoint`) with ``metrics.csv`` and ``curve.png``. The test split is never used.
+
+Every ``--checkpoint-every`` steps the whole training state is saved (atomically) into the hidden
+staging folder ``.<out>.partial/checkpoints/``; Ctrl-C saves a final one (exit 130), a loss that becomes
+NaN or infinite stops the run naming the step and keeps the last good one, and ``--resume`` continues
+from the newest complete one, to the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import dataclasses
 import math
+import os
 import shutil
 import sys
 import time
@@ -27,7 +34,8 @@ import torch
 import torch.nn as nn
 
 from .models.fastpath import PRECISIONS, check_precision
-from .runtime import lightning_accelerator, prepare_out, publish
+from .resume import TrainingState, nonfinite_error, resume_settings, stop_and_keep
+from .runtime import lightning_accelerator, prepare_out, publish, staging_dir
 
 __all__ = ["RetrainConfig", "RetrainResult", "VAL_CROP", "dataset_spec", "supernet_key_map",
            "init_from_supernet", "run_retrain", "main"]
@@ -68,6 +76,8 @@ class RetrainConfig:
     init_from_supernet: str | None = None
     overwrite: bool = False
     progress: bool = True
+    checkpoint_every: int = 1000
+    resume: bool = False
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
@@ -91,6 +101,7 @@ class RetrainConfig:
             (self.batch_size % self.devices == 0,
              f"batch_size ({self.batch_size}) is the global batch: it must be a multiple of devices ({self.devices})"),
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}"),
+            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0 (0: never), got {self.checkpoint_every}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -303,6 +314,59 @@ class _Validator(pl.Callback):
             self.on_val(row)
 
 
+_STATE_FORMAT = "clearer-nni-retrain-state"
+#: Settings that may differ between a retraining and its resumption.
+_RESUME_FREE = {"out", "overwrite", "progress", "resume", "workers", "device"}
+
+
+class _RetrainState(TrainingState):
+    """The retraining's :class:`~clearer_nni.resume.TrainingState`: Lightning's global step, the validator's
+    rows, best-so-far state and running loss; stops at a NaN or infinite loss (checked without a sync
+    per step: the first bad step is kept on the device and read at each checkpoint and at the end)."""
+
+    def __init__(self, folder: Path, cfg: RetrainConfig, choices: dict[str, str], validator: _Validator,
+                 state: dict[str, Any] | None, start: float, save: bool) -> None:
+        super().__init__(folder, _STATE_FORMAT, dataclasses.asdict(cfg), cfg.checkpoint_every, cfg.steps, state,
+                         start, save=save)
+        self.choices, self.validator = choices, validator
+        self._first_bad: torch.Tensor | None = None
+
+    def set_step(self, trainer: pl.Trainer, pl_module: Any, step: int) -> None:
+        # Lightning's global step is its count of optimizer steps: max_steps then counts the remaining ones
+        progress = trainer.fit_loop.epoch_loop.automatic_optimization.optim_progress.optimizer.step.total
+        progress.ready = progress.completed = step
+
+    def extra(self, trainer: pl.Trainer, pl_module: Any) -> dict[str, Any]:
+        v = self.validator
+        return {"choices": dict(self.choices), "rows": list(v.rows), "best_psnr": v.best_psnr, "best_step": v.best_step,
+                "best_state": v.best_state, "loss_n": v._loss_n,
+                "loss_sum": None if v._loss_sum is None else float(v._loss_sum),
+                "val_seconds": time.time() - v._start}
+
+    def restore_extra(self, trainer: pl.Trainer, pl_module: Any, state: dict[str, Any]) -> None:
+        v = self.validator
+        v.rows, v.best_psnr, v.best_step, v.best_state = list(state["rows"]), state["best_psnr"], \
+            state["best_step"], state["best_state"]
+        v._loss_n = state["loss_n"]
+        v._loss_sum = None if state["loss_sum"] is None else torch.tensor(state["loss_sum"], device=pl_module.device)
+        v._start = time.time() - state["val_seconds"]
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = (outputs["loss"] if isinstance(outputs, dict) else outputs).detach()
+        step = torch.tensor(trainer.global_step, device=loss.device)
+        bad = ~torch.isfinite(loss)
+        self._first_bad = torch.where(bad, step, torch.full_like(step, -1)) if self._first_bad is None else \
+            torch.where((self._first_bad < 0) & bad, step, self._first_bad)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if trainer.global_step >= self.total_steps:
+            self.check_finite(trainer, pl_module)  # never publish a diverged network
+
+    def check_finite(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if self._first_bad is not None and (first := int(self._first_bad)) >= 0:
+            raise nonfinite_error(first, "lower --lr (or set --grad-clip)")
+
+
 def _val_batches(val_set: Any, cfg: RetrainConfig, degradation: Any) -> tuple[list, str]:
     """Fixed validation batches and their description: seeded patches, or the whole (center-cropped) images."""
     from .data import GaussianNoise, PatchDataset, eval_pairs, paper_noisy, standard_noisy
@@ -357,7 +421,8 @@ def _plot_curve(rows: list[dict[str, float]], path: Path, title: str) -> None:
 
 # -- the run ------------------------------------------------------------------------------------
 
-def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] | None = None) -> RetrainResult:
+def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] | None = None,
+                explicit: Sequence[str] = ()) -> RetrainResult:
     """Retrain ``cfg.genotype`` from scratch; write ``model.ckpt``, ``metrics.csv`` and ``curve.png`` into ``cfg.out``.
 
     Parameters
@@ -367,27 +432,44 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     on_val
         Called with each validation row (step, loss, lr, val_psnr, seconds), e.g. to report
         intermediate results to NNI.
+    explicit
+        With ``cfg.resume``: the settings the caller set on purpose (CLI flags); they must equal the
+        interrupted run's, except output, device, workers and progress.
 
     Notes
     -----
+    Every ``cfg.checkpoint_every`` steps (and on Ctrl-C) the whole state is saved into the hidden staging
+    folder (``.<out>.partial/checkpoints/``); ``cfg.resume`` continues from the newest complete one with
+    the saved settings, skipping the patches already used.
+
     With ``devices > 1`` Lightning's DDP re-launches the running command once per extra device; only
     global rank 0 validates and writes, the others return a result without files (``checkpoint`` is
     not written by them).
     """
-    from .archs.space import count_parameters
-    from .checkpoint import save_checkpoint
+    from torch.utils.data import Subset
+
     from .data import load_dataset, make_loader
     from .data.patches import PatchDataset
     from .models.restoration import OptimConfig, RestorationModule
-    from .nas.genotype import Genotype, atomic_write_text, software_versions
+    from .nas.genotype import Genotype
 
+    # A DDP worker rank re-runs this command: it neither prepares nor cleans the output (rank 0 does).
+    worker_rank = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    state: dict[str, Any] | None = None
+    if cfg.resume:
+        cfg, state = resume_settings(cfg, explicit, staging_dir(Path(cfg.out)) / "checkpoints", _STATE_FORMAT,
+                                     _RESUME_FREE, "retraining")
     cfg.validate()
     accelerator = _device(cfg.device, cfg.precision)
     genotype_path = Path(cfg.genotype)
     genotype = Genotype.load(genotype_path)
+    if state is not None and dict(state["choices"]) != dict(genotype.choices):
+        raise ValueError(f"{genotype_path}: the genotype is not the one the interrupted retraining trained "
+                         f"(its choices changed since the checkpoint); restore it, or start afresh without --resume")
     supernet = _resolve_supernet(cfg.init_from_supernet, genotype_path)
     out = Path(cfg.out)
-    prepare_out(out, cfg.overwrite).rmdir()  # refuse a bad --out now, not after hours of training
+    if state is None and not worker_rank:
+        prepare_out(out, cfg.overwrite).rmdir()  # refuse a bad --out now, not after hours of training
 
     # Data first: every bad input fails before training.
     gm = genotype.metadata
@@ -409,33 +491,60 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     network = genotype.build()
     copied = init_from_supernet(network, genotype, supernet) if supernet is not None else 0
     per_device = cfg.batch_size // cfg.devices
-    train_data = PatchDataset(train_set, cfg.patch_size, train_degradation, length=cfg.steps * cfg.batch_size,
-                              seed=cfg.seed)
+    n = cfg.steps * cfg.batch_size
+    train_data: Any = PatchDataset(train_set, cfg.patch_size, train_degradation, length=n, seed=cfg.seed)
+    if state is not None:
+        # Patch i is a pure function of (seed, epoch 0, i): a resumed retraining skips the patches already used.
+        train_data = Subset(train_data, range(int(state["step"]) * cfg.batch_size, n))
     loader = make_loader(train_data, per_device, num_workers=cfg.workers, pin_memory=accelerator == "gpu")
     module = RestorationModule(OptimConfig("adam", cfg.lr, 0.0, 0.9, 0.0), cfg.steps)
     module.set_model(network)
     validator = _Validator(val_batches, cfg.val_every, cfg.steps, on_val=on_val)
-    trainer = pl.Trainer(accelerator=accelerator, devices=cfg.devices, strategy="ddp" if cfg.devices > 1 else "auto",
-                         precision=cfg.precision, max_steps=cfg.steps,
-                         gradient_clip_val=cfg.grad_clip or None, logger=False, enable_checkpointing=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                         enable_progress_bar=cfg.progress, callbacks=[validator])
-    start = time.time()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        # validation runs in _Validator (on the val split, every val_every steps), not in Lightning's loop
-        warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
-        trainer.fit(module, train_dataloaders=loader)
-    seconds = time.time() - start
-    if trainer.global_step < cfg.steps:
-        raise RuntimeError(f"training stopped early at step {trainer.global_step} of {cfg.steps}")
-    network = network.to("cpu")
-    if not trainer.is_global_zero:
-        return RetrainResult(out, out / "model.ckpt", network, genotype, math.nan, 0, math.nan, seconds, {})
-    if validator.best_state is None:  # cannot happen: the last step always validates
-        raise RuntimeError("no validation ran during training")
-    network.load_state_dict(validator.best_state)
-    network.eval()
+
+    staging = staging_dir(out) if state is not None or worker_rank else prepare_out(out, cfg.overwrite)
+    start = time.time() - (state["seconds"] if state else 0.0)
+    saver = _RetrainState(staging / "checkpoints", cfg, dict(genotype.choices), validator, state, start,
+                          save=not worker_rank)
+    try:
+        # the validator first: a checkpoint then holds the row of its step
+        trainer = pl.Trainer(accelerator=accelerator, devices=cfg.devices,
+                             strategy="ddp" if cfg.devices > 1 else "auto", precision=cfg.precision,
+                             max_steps=cfg.steps, gradient_clip_val=cfg.grad_clip or None, logger=False,
+                             enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                             limit_val_batches=0, enable_progress_bar=cfg.progress, callbacks=[validator, saver])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            # validation runs in _Validator (on the val split, every val_every steps), not in Lightning's loop
+            warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
+            trainer.fit(module, train_dataloaders=loader)
+        seconds = time.time() - start
+        if trainer.global_step < cfg.steps:
+            raise RuntimeError(f"training stopped early at step {trainer.global_step} of {cfg.steps}")
+        network = network.to("cpu")
+        if not trainer.is_global_zero:
+            return RetrainResult(out, out / "model.ckpt", network, genotype, math.nan, 0, math.nan, seconds, {})
+        if validator.best_state is None:  # cannot happen: the last step always validates
+            raise RuntimeError("no validation ran during training")
+        network.load_state_dict(validator.best_state)
+        network.eval()
+        result = _write_outputs(cfg, staging, out, network, genotype, genotype_path, gm, train_set, val_set,
+                                val_desc, degradation, validator, supernet, copied, accelerator, seconds)
+    except BaseException as exc:
+        if worker_rank:
+            raise
+        stop_and_keep(saver, staging, exc, "retraining", f"python -m clearer_nni.retrain --out {out} --resume")
+        raise
+    return result
+
+
+def _write_outputs(cfg: RetrainConfig, staging: Path, out: Path, network: nn.Module, genotype: Any,
+                   genotype_path: Path, gm: dict[str, Any], train_set: Any, val_set: Any, val_desc: str,
+                   degradation: Any, validator: _Validator, supernet: Path | None, copied: int, accelerator: str,
+                   seconds: float) -> RetrainResult:
+    """Write ``model.ckpt``, ``metrics.csv`` and ``curve.png`` into ``staging``, then publish it as ``out``."""
+    from .archs.space import count_parameters
+    from .checkpoint import save_checkpoint
+    from .nas.genotype import atomic_write_text, software_versions
 
     search_data = {"train_data": gm.get("train_data"), "val_data": gm.get("val_data"),
                    "degradation": gm.get("degradation")}
@@ -457,16 +566,12 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     }
     if copied:
         metadata["init_tensors_copied"] = copied
-    staging = prepare_out(out, cfg.overwrite)
-    try:
-        save_checkpoint(staging / "model.ckpt", network, genotype, metadata)
-        atomic_write_text(staging / "metrics.csv", _metrics_csv(validator.rows))
-        _plot_curve(validator.rows, staging / "curve.png",
-                    f"retrain {genotype_path} on {train_set.name}, validated on {val_set.name} ({val_desc})")
-        publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    save_checkpoint(staging / "model.ckpt", network, genotype, metadata)
+    atomic_write_text(staging / "metrics.csv", _metrics_csv(validator.rows))
+    _plot_curve(validator.rows, staging / "curve.png",
+                f"retrain {genotype_path} on {train_set.name}, validated on {val_set.name} ({val_desc})")
+    shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+    publish(staging, out)
     return RetrainResult(out, out / "model.ckpt", network, genotype, validator.best_psnr, validator.best_step,
                          validator.rows[-1]["val_psnr"], seconds, metadata, validator.rows)
 
@@ -478,7 +583,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m clearer_nni.retrain", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 argument_default=argparse.SUPPRESS)
-    p.add_argument("--genotype", required=True, help="genotype.json written by clearer_nni.search")
+    p.add_argument("--genotype", help="genotype.json written by clearer_nni.search (required unless --resume)")
     p.add_argument("--out", help=f"output folder [{d.out}]")
     p.add_argument("--data", help="training data: skimage, bsds500, bsd400, a folder... [the search's, else skimage]")
     p.add_argument("--val-data", help="validation data (its 'val' split) [same as --data]")
@@ -505,6 +610,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from-supernet", nargs="?", const="auto", metavar="SUPERNET_PT",
                    help="start from the search's super-network weights (no value: supernet.pt next to the genotype)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--checkpoint-every", type=int,
+                   help=f"save the whole training state every N steps, 0 = never [{d.checkpoint_every}]")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted retraining into --out from its newest complete checkpoint")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
@@ -513,12 +622,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .cli import run_cli
 
     try:
-        cfg = RetrainConfig(**vars(_parser().parse_args(argv)))
+        ns = vars(_parser().parse_args(argv))
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return int(exc.code or 0)
+    cfg = RetrainConfig(**ns)
 
     def _run() -> int:
-        r = run_retrain(cfg)
+        r = run_retrain(cfg, explicit=set(ns))
         if not r.metadata:  # a DDP worker rank: rank 0 reports
             return 0
         m = r.metadata

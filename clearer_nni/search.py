@@ -24,6 +24,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import Subset
 
+from .resume import TrainingState, nonfinite_error, resume_settings, stop_and_keep
 from .runtime import lightning_accelerator, prepare_out, publish, staging_dir
 
 __all__ = ["SearchConfig", "SearchResult", "fit_supernet", "run_search", "resolve_space_path", "main"]
@@ -154,22 +155,8 @@ _RESUME_FREE = {"out", "overwrite", "progress", "resume", "workers", "device"}
 
 def _resume_state(cfg: SearchConfig, explicit: set[str]) -> tuple[SearchConfig, dict[str, Any]]:
     """The saved settings and newest complete state of an interrupted search into ``cfg.out``."""
-    from .resume import CheckpointStore
-
-    staging = staging_dir(Path(cfg.out))
-    found = CheckpointStore(staging / "checkpoints", _STATE_FORMAT).latest()
-    if found is None:
-        raise ValueError(f"nothing to resume for {cfg.out}: no complete checkpoint in {staging / 'checkpoints'}")
-    path, state = found
-    saved = SearchConfig(**state["config"])
-    clash = {k: (getattr(cfg, k), getattr(saved, k)) for k in explicit - _RESUME_FREE
-             if getattr(cfg, k) != getattr(saved, k)}
-    if clash:
-        raise ValueError(f"--resume continues with the interrupted search's settings; these flags differ "
-                         f"(given, saved): {clash}")
-    keep = {k: getattr(cfg, k) for k in _RESUME_FREE if k in explicit or k in ("out", "resume")}
-    print(f"resuming from {path} (step {state['step']} of {saved.steps})", file=sys.stderr)
-    return dataclasses.replace(saved, **keep), state
+    return resume_settings(cfg, explicit, staging_dir(Path(cfg.out)) / "checkpoints", _STATE_FORMAT,
+                           _RESUME_FREE, "search")
 
 
 def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_loader: Any, *,
@@ -199,58 +186,30 @@ def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_
     return evaluator.module
 
 
-class _SearchState(pl.Callback):
-    """Saves the whole search state every ``cfg.checkpoint_every`` steps (and on Ctrl-C); restores it on resume."""
+class _SearchState(TrainingState):
+    """The search's :class:`~clearer_nni.resume.TrainingState`: the one-shot module's own step counter, the log rows."""
 
     def __init__(self, folder: Path, cfg: SearchConfig, state: dict[str, Any] | None, start: float) -> None:
-        from .resume import CheckpointStore
+        super().__init__(folder, _STATE_FORMAT, dataclasses.asdict(cfg), cfg.checkpoint_every, cfg.steps, state, start)
 
-        self.store, self.cfg, self.state, self.start = CheckpointStore(folder, _STATE_FORMAT), cfg, state, start
-        self.interrupted = False
+    def model(self, pl_module: Any) -> torch.nn.Module:
+        return pl_module.training_module.model
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        from .resume import restore_rng
+    def step(self, trainer: pl.Trainer, pl_module: Any) -> int:
+        return pl_module.search_step
 
-        if self.state is None:
-            return
-        s = self.state
-        pl_module.training_module.model.load_state_dict(s["model"])
-        for opt, opt_state in zip(trainer.optimizers, s["optimizers"]):
-            opt.load_state_dict(opt_state)
-        for config, sched_state in zip(trainer.lr_scheduler_configs, s["schedulers"]):
-            config.scheduler.load_state_dict(sched_state)
-        pl_module.search_step = int(s["step"])
-        restore_rng(s["rng"])
+    def set_step(self, trainer: pl.Trainer, pl_module: Any, step: int) -> None:
+        pl_module.search_step = step
 
-    def save(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        from .resume import capture_rng
-
-        step = pl_module.search_step
-        losses = [v for v in pl_module.last_record.values()]
-        if not all(bool(torch.isfinite(v)) for v in losses):
-            raise FloatingPointError(f"the loss became NaN or infinite at step {step}: stopping; "
-                                     "lower --lr or --arch-lr")
+    def extra(self, trainer: pl.Trainer, pl_module: Any) -> dict[str, Any]:
         from .nas.search_logger import SearchLogger
 
         logger = next((c for c in trainer.callbacks if isinstance(c, SearchLogger)), None)
-        self.store.save(step, {
-            "config": dataclasses.asdict(self.cfg), "seconds": time.time() - self.start,
-            "model": pl_module.training_module.model.state_dict(),
-            "optimizers": [opt.state_dict() for opt in trainer.optimizers],
-            "schedulers": [c.scheduler.state_dict() for c in trainer.lr_scheduler_configs],
-            "log": logger.rows if logger is not None else [], "rng": capture_rng()})
+        return {"log": logger.rows if logger is not None else []}
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        every, step = self.cfg.checkpoint_every, pl_module.search_step
-        if every and step % every == 0 and step < self.cfg.steps:
-            self.save(trainer, pl_module)
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: Any, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt):
-            self.interrupted = True
-            if pl_module.search_step > 0:
-                self.save(trainer, pl_module)  # a clean stop: continue later with --resume
+    def check_finite(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if not all(bool(torch.isfinite(v)) for v in pl_module.last_record.values()):
+            raise nonfinite_error(pl_module.search_step, "lower --lr or --arch-lr")
 
 
 def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
@@ -357,13 +316,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
         publish(staging, out)
     except BaseException as exc:
-        if saver.store.latest() is None:
-            shutil.rmtree(staging, ignore_errors=True)  # nothing to resume from: leave nothing behind
-        else:
-            print(f"search stopped; its last good checkpoint is kept: continue it with "
-                  f"`python -m clearer_nni.search --out {out} --resume`", file=sys.stderr)
-        if saver.interrupted and isinstance(exc, SystemExit):
-            raise KeyboardInterrupt from None  # Lightning turns Ctrl-C into sys.exit(1)
+        stop_and_keep(saver, staging, exc, "search", f"python -m clearer_nni.search --out {out} --resume")
         raise
     return SearchResult(out, out / "genotype.json", genotype, supernet_psnr, derived_psnr, seconds, logger.rows)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,13 +17,16 @@ from clearer_nni.search import main
 from conftest import REPO
 
 TINY = str(REPO / "search_spaces" / "tiny.yaml")
+#: One torch thread in the subprocesses: the same float sums in every run, and no spin-waiting on busy cores
+#: (two OpenMP threads on 2 shared cores made each search subprocess several times slower).
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 ARGS = ["--space", TINY, "--steps", "60", "--warmup-steps", "10", "--checkpoint-every", "20", "--no-progress",
         "--no-supernet", "--log-every", "10"]
 
 
 def _start(out, *extra):
     return subprocess.Popen([sys.executable, "-m", "clearer_nni.search", *ARGS, *extra, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
 
 
 def _wait_for(path, proc, timeout=300):
@@ -54,7 +58,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_search(tmp_path, reference)
     proc.wait()
     assert not out.exists()
     resumed = subprocess.run([sys.executable, "-m", "clearer_nni.search", "--out", str(out), "--resume",
-                              "--no-progress"], capture_output=True, text=True, timeout=600)
+                              "--no-progress"], capture_output=True, text=True, timeout=600, env=ONE_THREAD)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr and "(step 40 of 60)" in resumed.stderr
     genotype = json.loads((out / "genotype.json").read_text())
@@ -108,8 +112,115 @@ def test_a_loss_that_becomes_nan_stops_with_the_step_and_keeps_the_last_good_che
     code = main(["--space", TINY, "--steps", "60", "--warmup-steps", "5", "--checkpoint-every", "1",
                  "--lr", "1e12", "--grad-clip", "1e30", "--no-progress", "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 2 and "NaN or infinite at step" in err, err
+    assert code == 2 and "error: the loss became NaN or infinite at step" in err, err
     assert not out.exists()
     store = CheckpointStore(tmp_path / ".run.partial" / "checkpoints", "clearer-nni-search-state")
+    _, state = store.latest()
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+# -- retrain -----------------------------------------------------------------------------------------
+
+from clearer_nni.retrain import main as retrain_main  # noqa: E402
+from test_retrain import make_genotype  # noqa: E402
+
+RETRAIN = ["--steps", "100", "--batch-size", "2", "--patch-size", "16", "--val-every", "10", "--val-patches", "2",
+           "--checkpoint-every", "20", "--no-progress"]
+RETRAIN_FORMAT = "clearer-nni-retrain-state"
+
+
+def _start_retrain(genotype, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "clearer_nni.retrain", "--genotype", str(genotype), *RETRAIN,
+                             *extra, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ONE_THREAD)
+
+
+def _metrics_without_time(path):
+    return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def genotype_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("geno") / "genotype.json"
+    make_genotype(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def retrain_reference(tmp_path_factory, genotype_file):
+    out = tmp_path_factory.mktemp("retrain-ref") / "run"
+    proc = _start_retrain(genotype_file, out)
+    assert proc.wait(timeout=600) == 0, proc.communicate()[1]
+    return out
+
+
+def test_retrain_sigkill_then_resume_equals_an_uninterrupted_retraining(tmp_path, genotype_file, retrain_reference):
+    out = tmp_path / "run"
+    proc = _start_retrain(genotype_file, out)
+    _wait_for(tmp_path / ".run.partial" / "checkpoints" / "step-0000020.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    resumed = subprocess.run([sys.executable, "-m", "clearer_nni.retrain", "--out", str(out), "--resume",
+                              "--no-progress"], capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr and "of 100)" in resumed.stderr
+    ours = torch.load(out / "model.ckpt", weights_only=True)
+    ref = torch.load(retrain_reference / "model.ckpt", weights_only=True)
+    assert ours["state_dict"].keys() == ref["state_dict"].keys()
+    for k, v in ref["state_dict"].items():
+        assert torch.allclose(ours["state_dict"][k].float(), v.float(), rtol=0, atol=1e-6), k
+    assert ours["metadata"]["best_step"] == ref["metadata"]["best_step"]
+    assert _metrics_without_time(out / "metrics.csv") == _metrics_without_time(retrain_reference / "metrics.csv")
+    assert not (tmp_path / ".run.partial").exists() and not (out / "checkpoints").exists()
+
+
+def test_retrain_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path, genotype_file):
+    out = tmp_path / "run"
+    proc = _start_retrain(genotype_file, out, "--steps", "5000")
+    _wait_for(tmp_path / ".run.partial" / "checkpoints" / "step-0000020.pt", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"python -m clearer_nni.retrain --out {out} --resume" in err and not out.exists()
+    steps = [int(p.stem.split("-")[1]) for p in (tmp_path / ".run.partial" / "checkpoints").glob("step-*.pt")]
+    assert max(steps) > 20 or steps == [20]  # a final checkpoint at the step it stopped
+    # weights_only: a retrain checkpoint is plain types and tensors
+    _, state = CheckpointStore(tmp_path / ".run.partial" / "checkpoints", RETRAIN_FORMAT).latest()
+    assert state["config"]["steps"] == 5000 and state["choices"] and state["rows"]
+
+
+def test_retrain_resume_refuses_no_checkpoint_clashing_flags_and_a_changed_genotype(tmp_path, capsys):
+    assert retrain_main(["--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume for" in capsys.readouterr().err
+    geno = tmp_path / "genotype.json"
+    make_genotype(geno)
+    out = tmp_path / "run"
+    proc = _start_retrain(geno, out, "--steps", "5000")
+    _wait_for(tmp_path / ".run.partial" / "checkpoints" / "step-0000020.pt", proc)
+    proc.kill()
+    proc.wait()
+    assert retrain_main(["--out", str(out), "--resume", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "flags differ" in err and "'lr': (0.5, 0.01)" in err
+    assert retrain_main(["--out", str(out), "--resume", "--genotype", str(tmp_path / "other.json")]) == 2
+    assert "flags differ" in capsys.readouterr().err  # another --genotype is a clashing flag
+    make_genotype(geno, {"cell1.col1": "fusion", "cell1.col2": "fusion", "cell2.col1": "fusion",
+                         "cell2.col2": "fusion"})  # the saved genotype path now holds another genotype
+    assert retrain_main(["--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {geno}: the genotype is not the one the interrupted retraining trained" in err, err
+    assert (tmp_path / ".run.partial" / "checkpoints").exists() and not out.exists()  # kept for a later resume
+
+
+def test_retrain_loss_that_becomes_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+        tmp_path, genotype_file, capsys):
+    out = tmp_path / "run"
+    code = retrain_main(["--genotype", str(genotype_file), *RETRAIN, "--steps", "40", "--checkpoint-every", "1",
+                         "--lr", "1e12", "--grad-clip", "0", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "error: the loss became NaN or infinite at step" in err, err
+    assert "--resume" in err and not out.exists()
+    store = CheckpointStore(tmp_path / ".run.partial" / "checkpoints", RETRAIN_FORMAT)
     _, state = store.latest()
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
