@@ -237,6 +237,10 @@ def stop_and_keep(saver: TrainingState, staging: Path, exc: BaseException, what:
     resume), else remove it; turn Lightning's ``sys.exit(1)`` after Ctrl-C back into ``KeyboardInterrupt``."""
     if saver.store.latest() is None:
         shutil.rmtree(staging, ignore_errors=True)  # nothing to resume from: leave nothing behind
+    elif isinstance(exc, FloatingPointError):
+        # Resuming with the same settings would diverge again: say where the good state is instead.
+        print(f"{what} diverged; its last good checkpoint is kept in {saver.store.folder} "
+              "(the same settings would diverge again: start over with a lower learning rate)", file=sys.stderr)
     else:
         print(f"{what} stopped; its last good checkpoint is kept: continue it with `{resume_hint}`", file=sys.stderr)
     if saver.interrupted and isinstance(exc, SystemExit):

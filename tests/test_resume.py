@@ -76,7 +76,7 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "--resume" in err and not out.exists()
+    assert "last good checkpoint is kept" in err and not out.exists()
     steps = [int(p.stem.split("-")[1]) for p in (tmp_path / ".run.partial" / "checkpoints").glob("step-*.pt")]
     assert max(steps) > 20 or steps == [20]  # a final checkpoint at the step it stopped
 
@@ -220,7 +220,7 @@ def test_retrain_loss_that_becomes_nan_stops_with_the_step_and_keeps_the_last_go
                          "--lr", "1e12", "--grad-clip", "0", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "error: the loss became NaN or infinite at step" in err, err
-    assert "--resume" in err and not out.exists()
+    assert "last good checkpoint is kept" in err and not out.exists()
     store = CheckpointStore(tmp_path / ".run.partial" / "checkpoints", RETRAIN_FORMAT)
     _, state = store.latest()
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
