@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 __all__ = [
+    "ConversionWarning",
     "DataError",
     "IMAGE_EXTENSIONS",
     "LUMA_601",
@@ -40,6 +41,21 @@ _TIFF_SUFFIXES = (".tif", ".tiff")
 
 class DataError(ValueError):
     """A dataset, image file or data-layer argument is unusable; the message says which and why."""
+
+
+class ConversionWarning(UserWarning):
+    """An image was converted on reading (alpha dropped, palette expanded, 16/1-bit scaled, colour to gray...)."""
+
+
+_SAID: set[str] = set()
+
+
+def _say(kind: str, path: Path, text: str) -> None:
+    """Say each kind of conversion once per process (a dataset of 16-bit files would say it 400 times)."""
+    if kind not in _SAID:
+        _SAID.add(kind)
+        warnings.warn(f"{path}: {text} (said once for all such images; see docs/DATA.md)", ConversionWarning,
+                      stacklevel=4)
 
 
 def to_luma(rgb: np.ndarray, keepdims: bool = True) -> np.ndarray:
@@ -99,6 +115,7 @@ def _scale_integer(arr: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
                 f"{path}: integer image with values in [{lo}, {hi}], outside the 16-bit range "
                 "[0, 65535]; only 8- and 16-bit images are supported"
             )
+        _say("16-bit", path, "16-bit image scaled by 1/65535")
         return arr.astype(np.float64) / 65535.0, 16
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
@@ -117,6 +134,12 @@ def _decode_pil(path: Path) -> tuple[np.ndarray, int]:
         with Image.open(path) as im:
             im.load()  # decode now, so truncated/corrupt data fails here and not later
             mode = im.mode
+            if mode == "1":
+                _say("1-bit", path, "1-bit image read as 0.0 / 1.0")
+            if mode in ("P", "PA"):
+                _say("palette", path, "palette image expanded through its palette")
+            if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info):
+                _say("alpha", path, "alpha channel dropped (not composited)")
             if mode == "P":
                 # palette: expand through the palette; transparency becomes alpha, dropped below
                 im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -203,10 +226,12 @@ def read_image(path: PathLike, channels: int) -> np.ndarray:
     if arr.ndim == 2:
         out = arr[..., None]
         if channels == 3:
+            _say("gray-to-rgb", p, "gray image repeated to 3 channels for a colour model")
             out = np.repeat(out, 3, axis=-1)
     elif channels == 3:
         out = arr
     else:
+        _say("rgb-to-gray", p, "colour image converted to gray (ITU-R BT.601 luma)")
         levels = 255.0 if depth == 8 else 65535.0
         out = np.rint(to_luma(arr).astype(np.float64) * levels) / levels
     return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)

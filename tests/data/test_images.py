@@ -184,3 +184,19 @@ def test_write_image_refusals(tmp_path):
     with pytest.raises(DataError, match="shape"):
         write_image(tmp_path / "x.png", np.zeros((2, 2, 2)))
     assert not list(tmp_path.iterdir())
+
+
+def test_conversions_are_said_once_per_kind(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import clearer_nni.data.images as images
+
+    monkeypatch.setattr(images, "_SAID", set())
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    for i in range(2):
+        Image.fromarray(rgba, "RGBA").save(tmp_path / f"a{i}.png")
+    with pytest.warns(images.ConversionWarning) as record:
+        images.read_image(tmp_path / "a0.png", 3)
+        images.read_image(tmp_path / "a1.png", 3)
+    messages = [str(r.message) for r in record]
+    assert sum("alpha channel dropped" in m for m in messages) == 1 and "a0.png" in messages[0]
