@@ -77,8 +77,11 @@ def test_reporter_keeps_the_channel_and_parameter_id_it_started_with(monkeypatch
     through the trial's own channel, under its own parameter id."""
     from nni.runtime import trial_command_channel as tcc
 
+    import nni.trial
+
     ours, theirs = _Channel(parameter_id=7), _Channel(parameter_id=0)
     monkeypatch.setattr(tcc, "_channel", ours)
+    monkeypatch.setattr(nni.trial, "_params", None)
     reporter = TrialReporter()
     reporter.platform = "local"  # as under an experiment
     assert reporter.receive_parameters() == {"seed": 3}
@@ -86,7 +89,7 @@ def test_reporter_keeps_the_channel_and_parameter_id_it_started_with(monkeypatch
     reporter.intermediate({"default": 20.0, "step": 1})
     reporter.intermediate({"default": 21.0, "step": 2})
     reporter.final({"default": 22.0})
-    assert theirs.sent == []
+    assert theirs.sent == [] and nni.trial.get_current_parameter("seed") == 3
     assert [(t, pid, seq) for t, pid, _, seq, _ in ours.sent] == [("PERIODICAL", 7, 0), ("PERIODICAL", 7, 1),
                                                                  ("FINAL", 7, 0)]
 
@@ -164,8 +167,11 @@ def test_nni_env_points_home_at_the_workdir(tmp_path):
 def test_launcher_reports_a_missing_config_and_a_busy_port(tmp_path, capsys):
     assert launch.main(["run", str(tmp_path / "nope.yml"), "--workdir", str(tmp_path)]) == 2
     assert "experiment config not found" in capsys.readouterr().err
-    cfg = tmp_path / "exp.yml"
-    cfg.write_text("trialCommand: 'true'\n")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("trialCommand: 'true'\ntrialConcurrency: 1\nbogusField: 1\ntrainingService:\n  platform: local\n")
+    assert launch.main(["run", str(bad), "--workdir", str(tmp_path)]) == 2
+    assert "does not have field(s) bogusfield" in capsys.readouterr().err
+    cfg = _e2e_config(tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -209,7 +215,7 @@ def test_real_experiment_on_loopback(tmp_path):
         with __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{port}/oview", timeout=10) as r:
             assert b"<html" in r.read().lower()
 
-        trials = launch.wait_for_trials(port, 3, timeout=220)
+        trials = launch.wait_for_trials(port, 3, timeout=420)  # ~40 s on an idle machine
         by_id = {t["trialJobId"]: t for t in trials}
         params = {tid: json.loads(t["hyperParameters"][0]) for tid, t in by_id.items()}
         status = {tuple(p["parameters"]["lambdas"]): by_id[tid]["status"] for tid, p in params.items()}
@@ -246,8 +252,8 @@ def test_real_experiment_on_loopback(tmp_path):
         assert write_report(exp_id, tmp_path / "report", workdir)["png"].is_file()
     finally:
         procs = launch.experiment_processes(exp_id, workdir)
-        assert procs, "the experiment's processes were not found"
         leftover = launch.stop_experiment(exp_id, workdir, timeout=60)
+    assert procs, "the experiment's processes were not found"
     assert leftover == []
     time.sleep(0.5)
     assert launch.experiment_processes(exp_id, workdir) == []
@@ -457,19 +463,20 @@ def test_report_without_finished_trials_is_an_error(tmp_path, capsys):
                                   "denoise-remote.yml"])
 def test_shipped_experiment_files_are_valid(name):
     import yaml
-    from nni.experiment.config import ExperimentConfig
 
     path = REPO / "experiments" / name
     doc = yaml.safe_load(path.read_text())
     assert "clearer_nni.experiment.trial" in doc["trialCommand"]
-    config = ExperimentConfig.load(path) if doc["trainingService"]["platform"] == "local" else None
-    space_file = (path.parent / doc["searchSpaceFile"]).resolve()
-    space = json.loads(space_file.read_text())
-    # every parameter name maps onto the search's settings
-    sample = {k: (v["_value"][0]) for k, v in space.items()}
-    apply_parameters(SearchConfig(), set(), sample)
-    if config is not None:
-        config.validate()
+    if doc["trainingService"]["platform"] == "local":
+        launch.check_config(path)  # what nnictl create checks: fields, search-space file, paths
+    else:  # the remote file names SSH keys that do not exist here
+        with pytest.raises(ValueError, match="SSH key file"):
+            launch.check_config(path)
+    space = json.loads((path.parent / doc["searchSpaceFile"]).read_text())
+    for name_, spec in space.items():  # every value of every parameter maps onto the search's settings
+        for value in spec["_value"]:
+            cfg, _ = apply_parameters(SearchConfig(), set(), {name_: value})
+            cfg.validate()
 
 
 def test_lambda_sweep_is_the_papers_table_5_grid():

@@ -42,7 +42,7 @@ from typing import Any, Iterable, Sequence
 
 __all__ = [
     "LOOPBACK_JS", "API", "TERMINAL_TRIAL_STATUSES", "free_port", "port_in_use", "rest_get", "nni_env",
-    "create_experiment", "wait_for_trials", "wait_for_experiment", "experiment_processes",
+    "check_config", "create_experiment", "wait_for_trials", "wait_for_experiment", "experiment_processes",
     "listening_addresses", "stop_experiment", "main",
 ]
 
@@ -79,6 +79,8 @@ def port_in_use(port: int) -> bool:
             pass
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # as Node.js does: connections of a stopped experiment in TIME_WAIT do not block the port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", port))
     except OSError:
         return True
@@ -139,6 +141,21 @@ def _experiment_record(exp_id: str, home: str | Path) -> dict[str, Any] | None:
         return None
 
 
+def check_config(config: str | Path) -> None:
+    """Load and check an experiment file as ``nnictl create`` will (fields, search-space file, paths);
+    raise ``ValueError`` with NNI's message, instead of ``nnictl``'s traceback."""
+    from nni.experiment.config import ExperimentConfig, utils
+
+    try:
+        ExperimentConfig.load(config).canonical_copy()
+    except Exception as exc:  # NNI raises ValueError, AttributeError, TypeError, yaml errors...
+        raise ValueError(f"{config}: {type(exc).__name__}: {exc}") from None
+    finally:
+        # ExperimentConfig.load leaves a global "base path" set when the file is bad, and every later
+        # load then fails an assertion (NNI 3.0): reset it.
+        utils.unset_base_path()
+
+
 def create_experiment(config: str | Path, port: int, workdir: str | Path | None = DEFAULT_WORKDIR,
                       public: bool = False, debug: bool = False, env: dict[str, str] | None = None,
                       timeout: float = 180.0) -> str:
@@ -149,6 +166,7 @@ def create_experiment(config: str | Path, port: int, workdir: str | Path | None 
     config = Path(config)
     if not config.is_file():
         raise FileNotFoundError(f"experiment config not found: {config}")
+    check_config(config)
     if port_in_use(port):
         raise ValueError(f"port {port} is already in use (choose another with --port)")
     env = nni_env(workdir, public, env)
@@ -164,7 +182,8 @@ def create_experiment(config: str | Path, port: int, workdir: str | Path | None 
         match = re.search(r"Experiment ID:\s*(\w+)", out)
         exp_id = match.group(1) if match else None
     if proc.returncode != 0 or not exp_id:
-        raise RuntimeError(f"nnictl create failed (exit code {proc.returncode}):\n{out.strip()}")
+        lines = [ln for ln in out.strip().splitlines() if "pkg_resources" not in ln]
+        raise RuntimeError(f"nnictl create failed (exit code {proc.returncode}):\n" + "\n".join(lines[-15:]))
     return exp_id
 
 

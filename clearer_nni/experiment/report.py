@@ -150,10 +150,21 @@ def plot_pareto(df, front: Sequence[int], path: str | Path, title: str = "") -> 
     ax.scatter(rest["params (M)"], rest["PSNR (dB)"], c="tab:gray", label="trials", zorder=2)
     f = ok.loc[[i for i in front if i in ok.index]].sort_values("params (M)")
     ax.plot(f["params (M)"], f["PSNR (dB)"], "-o", c="tab:red", lw=1.5, label="Pareto front", zorder=3)
+    # trials (almost) at the same spot share one label, one line each
+    xs, ys = ok["params (M)"].astype(float), ok["PSNR (dB)"].astype(float)
+    dx, dy = 0.03 * max(xs.max() - xs.min(), 1e-9), 0.03 * max(ys.max() - ys.min(), 1e-9)
+    groups: list[tuple[float, float, list[str]]] = []
     for _, r in ok.iterrows():
-        label = f"λ1={_fmt(r['lambda1'], 'l')}, λ2={_fmt(r['lambda2'], 'l')}"
-        ax.annotate(label, (r["params (M)"], r["PSNR (dB)"]), textcoords="offset points", xytext=(4, 4),
-                    fontsize=7)
+        x, y = float(r["params (M)"]), float(r["PSNR (dB)"])
+        label = f"λ1={_fmt(r['lambda1'], 'l')}, λ2={_fmt(r['lambda2'], 'l')} ({r['trial']})"
+        near = next((g for g in groups if abs(g[0] - x) <= dx and abs(g[1] - y) <= dy), None)
+        if near is None:
+            groups.append((x, y, [label]))
+        else:
+            near[2].append(label)
+    for x, y, labels in groups:
+        ax.annotate("\n".join(labels), (x, y), textcoords="offset points", xytext=(5, 3), fontsize=7, va="bottom")
+    ax.margins(x=0.12, y=0.1)
     ax.set_xlabel("parameters of the derived network (M)")
     ax.set_ylabel("derived-network validation PSNR (dB)")
     ax.set_title(title or "CLEARER search trials: PSNR vs size")
