@@ -268,6 +268,9 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     val_data = Subset(PatchDataset(val_set, cfg.patch_size, degradation, length=n, seed=cfg.seed + 1), range(done, n))
     monitor = fixed_batches(PatchDataset(val_set, cfg.patch_size, degradation, length=cfg.val_patches,
                                          seed=cfg.seed + 2, augment=False), cfg.batch_size)
+    # Training patches (a seed the search never draws) to re-estimate the derived network's BatchNorm.
+    calibration = fixed_batches(PatchDataset(train_set, cfg.patch_size, degradation, length=cfg.val_patches,
+                                             seed=cfg.seed + 3), cfg.batch_size)
 
     staging = staging_dir(out) if state else prepare_out(out, cfg.overwrite)
     start = time.time() - (state["seconds"] if state else 0.0)
@@ -281,7 +284,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
                                 warmup_steps=cfg.warmup_steps, max_steps=cfg.steps, log_base=cfg.log_base,
                                 arch_eval_mode=cfg.arch_eval_mode, arc_learning_rate=cfg.arch_lr,
                                 gradient_clip_val=cfg.grad_clip)
-        logger = SearchLogger(staging / "search_log.csv", monitor, every=cfg.log_every,
+        logger = SearchLogger(staging / "search_log.csv", monitor, every=cfg.log_every, calibration=calibration,
                               total_steps=cfg.steps, on_log=on_log, rows=state["log"] if state else None)
         oneshot = fit_supernet(ClearerSpace(space_cfg, mixing=cfg.mixing), strategy,
                                RestorationModule(OptimConfig("sgd", cfg.lr, cfg.lr_min, 0.9, 3e-4), cfg.steps),
@@ -389,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         g = result.genotype
         print(f"\nsearched architecture ({g.counts()['fusion']} fusion, {g.counts()['parallel']} parallel, "
               f"{g.metadata['params_derived'] / 1e6:.3f} M parameters):\n{g.summary()}")
-        print(f"validation PSNR: super-network {result.supernet_psnr:.2f} dB, derived (inherited weights) "
+        print(f"validation PSNR: super-network {result.supernet_psnr:.2f} dB, derived (inherited weights, BatchNorm re-estimated) "
               f"{result.derived_psnr:.2f} dB; {result.seconds:.0f} s")
         print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}")
         return 0

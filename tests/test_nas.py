@@ -198,3 +198,24 @@ def test_genotype_for_another_space_is_refused(tmp_path, tiny_space):
         Genotype.load(path, other)
     with pytest.raises(GenotypeError, match="not found"):
         Genotype.load(tmp_path / "none.json")
+
+
+def test_derived_evaluation_recalibrates_batchnorm_and_restores_everything(tiny_space):
+    from clearer_nni.nas.search_logger import SearchLogger, recalibrated_bn
+
+    oneshot = _search(tiny_space, steps=3)
+    net = oneshot.training_module
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    batches = synthetic_batches(2, seed=5)
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    means = [k for k in before if k.endswith("running_mean")]
+    with recalibrated_bn(net, batches, "cpu"):
+        inside = net.state_dict()
+        assert any(not torch.equal(inside[k], before[k]) for k in means)  # re-estimated
+        assert bn.momentum is None and not bn.training and int(bn.num_batches_tracked) == len(batches)
+    logger = SearchLogger("/dev/null", synthetic_batches(1, seed=6), calibration=batches)
+    derived = logger.evaluate(oneshot, derived=True)
+    assert math.isfinite(derived)
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # α and BN statistics put back
+    assert bn.momentum == 0.1

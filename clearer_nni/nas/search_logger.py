@@ -19,7 +19,7 @@ import torch
 from ..archs.space import CANDIDATES
 from ..metrics import batch_psnr
 
-__all__ = ["SearchLogger", "fixed_batches", "derived_alpha"]
+__all__ = ["SearchLogger", "fixed_batches", "derived_alpha", "recalibrated_bn"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -51,6 +51,35 @@ def derived_alpha(oneshot: Any) -> Iterator[None]:
                 m._arch_alpha.copy_(a)
 
 
+@contextmanager
+def recalibrated_bn(net: torch.nn.Module, batches: list[Batch], device: Any) -> Iterator[None]:
+    """Temporarily re-estimate every BatchNorm's running statistics on ``batches`` (cumulative
+    average, no gradient), then put the original statistics back."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not batches or not bns:
+        yield
+        return
+    saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+             for m in bns]
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average over the calibration batches
+            m.train()
+        with torch.no_grad():
+            for degraded, _ in batches:
+                net(degraded.to(device))
+        for m in bns:
+            m.eval()
+        yield
+    finally:
+        for m, (momentum, mean, var, count) in zip(bns, saved):
+            m.momentum = momentum
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
+
+
 class SearchLogger(pl.Callback):
     """Lightning callback logging a :class:`~clearer_nni.nas.ClearerDartsModule` search.
 
@@ -68,13 +97,16 @@ class SearchLogger(pl.Callback):
         Called with each row.
     rows
         Rows already logged (a resumed search).
+    calibration
+        Training batches on which the derived network's BatchNorm statistics are re-estimated.
     """
 
     def __init__(self, path: str | Path, monitor: list[Batch], every: int = 50, total_steps: int | None = None,
                  on_log: Callable[[dict[str, float]], None] | None = None,
-                 rows: list[dict[str, float]] | None = None) -> None:
+                 rows: list[dict[str, float]] | None = None, calibration: list[Batch] | None = None) -> None:
         super().__init__()
         self.path, self.monitor, self.every = Path(path), monitor, every
+        self.calibration = calibration or []
         self.total_steps, self.on_log = total_steps, on_log
         self.rows: list[dict[str, float]] = []
         self._start = time.time()
@@ -88,12 +120,18 @@ class SearchLogger(pl.Callback):
 
     @torch.no_grad()
     def evaluate(self, oneshot: Any, derived: bool = False) -> float:
-        """Mean PSNR (dB) of the super-network (or the derived one) on the monitor batches."""
+        """Mean PSNR (dB) of the super-network (or the derived one) on the monitor batches.
+
+        The derived network keeps the super-network's weights, but its BatchNorm statistics are
+        re-estimated on the ``calibration`` batches first: the running statistics were gathered
+        under the α-mixture, and the one-hot path feeds every layer differently.
+        """
         net = oneshot.training_module
         was_training = net.training
         net.eval()
         try:
-            with derived_alpha(oneshot) if derived else nullcontext():
+            with derived_alpha(oneshot) if derived else nullcontext(), \
+                    recalibrated_bn(net, self.calibration, oneshot.device) if derived else nullcontext():
                 total = torch.zeros((), device=oneshot.device)
                 for degraded, clean in self.monitor:
                     total += batch_psnr(net(degraded.to(oneshot.device)), clean.to(oneshot.device))
