@@ -1,4 +1,4 @@
-# Quick start:  make demo   (search on the embedded images)   |   make test
+# Quick start:  make demo   (the whole flow on the embedded images)   |   make test
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,7 +17,7 @@ $(STAMP): setup.py requirements.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m clearer_nni.search --space search_spaces/demo.yaml --out runs/demo --overwrite
+	$(BIN)/python -m clearer_nni.quickstart --out runs/quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -1,0 +1,116 @@
+"""``python -m clearer_nni.quickstart``: the whole flow on the embedded images, sized for a CPU.
+
+1. an NNI experiment (``experiments/denoise.yml``: each trial one CLEARER search, the tuner choosing
+   λ1, λ2, σ...), watched in NNI's web UI on 127.0.0.1;
+2. the best trial's genotype exported, and the trials' table and Pareto plot written;
+3. the genotype retrained briefly from scratch;
+4. the retrained network evaluated on the embedded test images (standard protocol).
+
+Everything goes under ``--out`` (default ``runs/quickstart``). The budgets are demo-sized: the
+numbers show the flow works, not the paper's quality (see docs/RESULTS.md for that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main"]
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m clearer_nni.quickstart", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", default=str(_REPO / "experiments" / "denoise.yml"), help="NNI experiment file")
+    p.add_argument("--out", default="runs/quickstart", help="output folder")
+    p.add_argument("--port", type=int, default=None, help="web UI port (default: 8080, or a free one)")
+    p.add_argument("--timeout", type=float, default=1800, help="give the experiment at most this many seconds")
+    p.add_argument("--retrain-steps", type=int, default=300, help="retraining steps (paper: 100,000)")
+    p.add_argument("--sigma", type=float, default=50.0, help="noise level of the evaluation")
+    return p
+
+
+def _step(n: int, text: str) -> None:
+    print(f"\n== {n}. {text} ==", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import run_cli
+
+    ns = _parser().parse_args(argv)
+
+    def _run() -> int:
+        from .evaluate import EvalConfig, format_summary, run_evaluate
+        from .experiment.export import export_genotype
+        from .experiment.launch import (TERMINAL_TRIAL_STATUSES, _metric, _pick_port, create_experiment,
+                                        rest_get, stop_experiment, wait_for_experiment)
+        from .experiment.report import write_report
+        from .retrain import RetrainConfig, run_retrain
+
+        out = Path(ns.out)
+        out.mkdir(parents=True, exist_ok=True)
+        workdir = out / "nni"
+        start = time.time()
+
+        _step(1, f"NNI experiment {ns.config}")
+        port = _pick_port(ns.port)
+        exp_id = create_experiment(ns.config, port, workdir)
+        print(f"experiment {exp_id}: web UI http://127.0.0.1:{port}/oview (trials: /detail) while it runs",
+              flush=True)
+        try:
+            seen: dict[str, object] = {"done": set()}
+
+            def on_poll(state: dict) -> None:
+                status = state.get("status")
+                if seen.get("status") != status:
+                    seen["status"] = status
+                    print(f"[{time.strftime('%H:%M:%S')}] experiment {status}", flush=True)
+                try:  # one line per finished trial
+                    trials = rest_get(port, "/trial-jobs")
+                except (OSError, ValueError):
+                    return
+                for t in trials:
+                    if t.get("status") in TERMINAL_TRIAL_STATUSES and t["trialJobId"] not in seen["done"]:
+                        seen["done"].add(t["trialJobId"])
+                        psnr = _metric(t)
+                        print(f"[{time.strftime('%H:%M:%S')}] trial {t['trialJobId']} {t['status']} "
+                              f"({len(seen['done'])} done)"
+                              + (f": derived-network PSNR {psnr:.2f} dB" if isinstance(psnr, float) else ""),
+                              flush=True)
+
+            state = wait_for_experiment(port, ns.timeout, on_poll=on_poll)
+            if state.get("status") == "ERROR":
+                raise RuntimeError(f"the NNI experiment failed: {state.get('errors')}")
+        finally:
+            stop_experiment(exp_id, workdir)
+
+        _step(2, "best genotype and the trials' table")
+        genotype_path, best = export_genotype(exp_id, out / "genotype.json", workdir=workdir, overwrite=True)
+        report = write_report(exp_id, out / "report", workdir=workdir)
+        print(Path(report["md"]).read_text(encoding="utf-8"))
+        print(f"best trial: {best.trial_id} {best.parameters}")
+        print(f"wrote {genotype_path} and {', '.join(str(p) for p in report.values())}")
+
+        _step(3, f"retrain the best genotype from scratch ({ns.retrain_steps} steps)")
+        retrained = run_retrain(RetrainConfig(genotype=str(genotype_path), out=str(out / "retrain"),
+                                              steps=ns.retrain_steps, batch_size=16, patch_size=48,
+                                              val_every=max(1, ns.retrain_steps // 5), overwrite=True))
+        print(f"best validation PSNR {retrained.best_val_psnr:.2f} dB at step {retrained.best_step}")
+
+        _step(4, f"evaluate on the embedded test images (standard protocol, sigma {ns.sigma:g})")
+        result = run_evaluate(EvalConfig(model=str(retrained.checkpoint), data="skimage", split="test",
+                                         sigma=ns.sigma, out=str(out / "eval"), overwrite=True))
+        print(format_summary(result.summary))
+        print(f"\nquick start done in {(time.time() - start) / 60:.1f} min; everything is in {out}/")
+        return 0
+
+    return run_cli(_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
