@@ -25,7 +25,7 @@ from typing import Any, Iterator, Mapping
 import torch
 import torch.nn as nn
 
-from .nas.genotype import Genotype, GenotypeError
+from .nas.genotype import Genotype, GenotypeError, check_header
 
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "save_checkpoint", "load_checkpoint", "read_torch_file",
            "data_seen"]
@@ -132,14 +132,10 @@ def load_checkpoint(path: str | Path, genotype: Genotype | None = None) -> tuple
     """
     path = Path(path)
     doc = read_torch_file(path)
-    fmt = doc.get("format")
-    if fmt != FORMAT:
-        hint = (" (this is a search's super-network: retrain it with `python -m clearer_nni.retrain "
-                "--genotype genotype.json --init-from-supernet` to get a model)") if fmt == "clearer-nni-supernet" else ""
-        raise CheckpointError(f"{path}: not a clearer-nni checkpoint (format is {fmt!r}, expected {FORMAT!r}){hint}")
-    if doc.get("version") != VERSION:
-        raise CheckpointError(f"{path}: unsupported checkpoint version {doc.get('version')!r} "
-                              f"(this clearer-nni reads version {VERSION})")
+    hint = (" (this is a search's super-network: retrain it with `python -m clearer_nni.retrain "
+            "--genotype genotype.json --init-from-supernet` to get a model)") \
+        if doc.get("format") == "clearer-nni-supernet" else ""
+    check_header(doc, FORMAT, VERSION, str(path), "checkpoint", CheckpointError, hint=hint)
     for key in ("genotype", "state_dict"):
         if key not in doc:
             raise CheckpointError(f"{path}: checkpoint is missing its {key!r} entry")

@@ -9,6 +9,7 @@ disk, a copied folder) is skipped with a warning and the previous one is used.
 from __future__ import annotations
 
 import dataclasses
+import abc
 import os
 import random
 import re
@@ -159,7 +160,7 @@ def nonfinite_error(step: int, advice: str) -> FloatingPointError:
     return FloatingPointError(f"the loss became NaN or infinite at step {step}: stopping; {advice}")
 
 
-class TrainingState(pl.Callback):
+class TrainingState(pl.Callback, abc.ABC):
     """Saves a Lightning run's whole state every ``every`` steps (and on Ctrl-C); restores it on resume.
 
     The state: the model's weights, the optimizers' and schedulers' states, the step, the RNG states
@@ -182,8 +183,9 @@ class TrainingState(pl.Callback):
     def step(self, trainer: pl.Trainer, pl_module: Any) -> int:
         return trainer.global_step
 
+    @abc.abstractmethod
     def set_step(self, trainer: pl.Trainer, pl_module: Any, step: int) -> None:
-        raise NotImplementedError
+        """Put the run's step counter back to ``step`` (each trainer counts steps its own way)."""
 
     def extra(self, trainer: pl.Trainer, pl_module: Any) -> dict[str, Any]:
         return {}

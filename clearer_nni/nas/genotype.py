@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from ..archs.space import CANDIDATES, ClearerSpace, SpaceConfig, SpaceFileError
 
-__all__ = ["FORMAT", "VERSION", "Genotype", "GenotypeError", "software_versions", "atomic_write_text"]
+__all__ = ["FORMAT", "VERSION", "Genotype", "GenotypeError", "check_header", "software_versions", "atomic_write_text"]
 
 FORMAT = "clearer-nni-genotype"
 VERSION = 1
@@ -35,6 +35,19 @@ VERSION = 1
 
 class GenotypeError(ValueError):
     """A genotype file or object is malformed or does not fit the space it is used with."""
+
+
+def check_header(doc: Mapping[str, Any], fmt: str, version: int, source: str, what: str,
+                 error: type[Exception], required: tuple[str, ...] = (), hint: str = "") -> None:
+    """Check a clearer-nni file's ``format``, ``version`` and required keys; raise ``error`` if wrong."""
+    if doc.get("format") != fmt:
+        raise error(f"{source}: not a clearer-nni {what} (format is {doc.get('format')!r}, expected {fmt!r}){hint}")
+    if doc.get("version") != version:
+        raise error(f"{source}: unsupported {what} version {doc.get('version')!r} "
+                    f"(this clearer-nni reads version {version})")
+    for key in required:
+        if key not in doc:
+            raise error(f"{source}: missing key {key!r}")
 
 
 def software_versions() -> dict[str, str]:
@@ -140,15 +153,7 @@ class Genotype:
     def from_dict(cls, doc: Any, source: str = "genotype") -> "Genotype":
         if not isinstance(doc, dict):
             raise GenotypeError(f"{source}: expected a JSON object, got {type(doc).__name__}")
-        if doc.get("format") != FORMAT:
-            raise GenotypeError(f"{source}: not a clearer-nni genotype (format is {doc.get('format')!r}, "
-                                f"expected {FORMAT!r})")
-        if doc.get("version") != VERSION:
-            raise GenotypeError(f"{source}: unsupported genotype version {doc.get('version')!r} "
-                                f"(this clearer-nni reads version {VERSION})")
-        for key in ("space", "choices"):
-            if key not in doc:
-                raise GenotypeError(f"{source}: missing key {key!r}")
+        check_header(doc, FORMAT, VERSION, source, "genotype", GenotypeError, ("space", "choices"))
         try:
             space = SpaceConfig.from_dict(doc["space"], source=f"{source}: space")
         except SpaceFileError as exc:
