@@ -214,7 +214,7 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
     from .checkpoint import data_seen, load_checkpoint
     from .data import load_dataset
     from .metrics import ssim_implementation
-    from .nas.genotype import atomic_write_text
+    from .runtime import atomic_write_text
 
     cfg.validate()
     device = resolve_device(cfg.device)

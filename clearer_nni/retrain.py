@@ -544,7 +544,7 @@ def _write_outputs(cfg: RetrainConfig, staging: Path, out: Path, network: nn.Mod
     """Write ``model.ckpt``, ``metrics.csv`` and ``curve.png`` into ``staging``, then publish it as ``out``."""
     from .archs.space import count_parameters
     from .checkpoint import save_checkpoint
-    from .nas.genotype import atomic_write_text, software_versions
+    from .runtime import atomic_write_text, software_versions
 
     search_data = {"train_data": gm.get("train_data"), "val_data": gm.get("val_data"),
                    "degradation": gm.get("degradation")}

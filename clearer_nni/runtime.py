@@ -7,12 +7,15 @@ has finished, so ``--out`` holds either nothing or a complete result.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 
-__all__ = ["resolve_device", "lightning_accelerator", "staging_dir", "prepare_out", "publish"]
+__all__ = ["resolve_device", "lightning_accelerator", "staging_dir", "prepare_out", "publish", "atomic_write_text",
+           "software_versions"]
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -64,3 +67,33 @@ def publish(staging: Path, out: str | Path) -> Path:
         shutil.rmtree(out)
     staging.rename(out)
     return out
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that produced a result (for metadata)."""
+    import nni
+    import numpy
+    import pytorch_lightning
+    import torch
+
+    from . import __version__
+
+    return {"clearer_nni": __version__, "nni": nni.__version__, "torch": torch.__version__,
+            "pytorch_lightning": pytorch_lightning.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename, so no half-written file remains."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

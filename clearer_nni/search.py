@@ -233,7 +233,8 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     from .data.patches import PatchDataset, worker_init_fn
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
-    from .nas.genotype import Genotype, software_versions
+    from .nas.genotype import Genotype
+    from .runtime import software_versions
     from .nas.regularizers import candidate_costs, normalise_costs
     from .nas.search_logger import SearchLogger, fixed_batches
     from .nas.strategy import ClearerDARTS

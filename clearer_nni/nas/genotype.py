@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,6 +23,7 @@ from typing import Any, Mapping
 import torch.nn as nn
 
 from ..archs.space import CANDIDATES, ClearerSpace, SpaceConfig, SpaceFileError
+from ..runtime import atomic_write_text, software_versions  # noqa: F401 - re-exported
 
 __all__ = ["FORMAT", "VERSION", "Genotype", "GenotypeError", "check_header", "software_versions", "atomic_write_text"]
 
@@ -48,36 +46,6 @@ def check_header(doc: Mapping[str, Any], fmt: str, version: int, source: str, wh
     for key in required:
         if key not in doc:
             raise error(f"{source}: missing key {key!r}")
-
-
-def software_versions() -> dict[str, str]:
-    """Versions of the software that produced a result (for metadata)."""
-    import nni
-    import numpy
-    import pytorch_lightning
-    import torch
-
-    from .. import __version__
-
-    return {"clearer_nni": __version__, "nni": nni.__version__, "torch": torch.__version__,
-            "pytorch_lightning": pytorch_lightning.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename, so no half-written file remains."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
