@@ -88,7 +88,7 @@ class PlainStep:
 def _fixed_batch(space_cfg: Any, data: str, split: str, batch: int, patch: int, seed: int) -> tuple:
     from clearer_nni.data import GaussianNoise, load_dataset
     from clearer_nni.data.patches import PatchDataset
-    from clearer_nni.nas.search_logger import fixed_batches
+    from clearer_nni.data import fixed_batches
 
     images = load_dataset(data, split, channels=space_cfg.in_channels)
     return fixed_batches(PatchDataset(images, patch, GaussianNoise(50.0), length=batch, seed=seed), batch)[0]

@@ -17,8 +17,6 @@ Loading validates the file and rebuilds the network with :meth:`Genotype.build`;
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -26,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from .nas.genotype import Genotype, GenotypeError, check_header
+from .runtime import atomic_save
 
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "save_checkpoint", "load_checkpoint", "read_torch_file",
            "data_seen"]
@@ -99,17 +98,7 @@ def save_checkpoint(path: str | Path, network: nn.Module, genotype: Genotype,
         "state_dict": {k: v.detach().to("cpu").clone().contiguous() for k, v in network.state_dict().items()},
         "metadata": _plain_metadata(metadata or {}, path),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(doc, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save(doc, path)
     return path
 
 

@@ -47,8 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def _run() -> int:
         from .evaluate import EvalConfig, format_summary, run_evaluate
         from .experiment.export import export_genotype
-        from .experiment.launch import (TERMINAL_TRIAL_STATUSES, _metric, _pick_port, create_experiment,
-                                        rest_get, stop_experiment, wait_for_experiment)
+        from .experiment.launch import (TERMINAL_TRIAL_STATUSES, create_experiment, pick_port,
+                                        rest_get, stop_experiment, trial_metric, wait_for_experiment)
         from .experiment.report import write_report
         from .retrain import RetrainConfig, run_retrain
 
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.time()
 
         _step(1, f"NNI experiment {ns.config}")
-        port = _pick_port(ns.port)
+        port = pick_port(ns.port)
         exp_id = create_experiment(ns.config, port, workdir)
         print(f"experiment {exp_id}: web UI http://127.0.0.1:{port}/oview (trials: /detail) while it runs",
               flush=True)
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for t in trials:
                     if t.get("status") in TERMINAL_TRIAL_STATUSES and t["trialJobId"] not in seen["done"]:
                         seen["done"].add(t["trialJobId"])
-                        psnr = _metric(t)
+                        psnr = trial_metric(t)
                         print(f"[{time.strftime('%H:%M:%S')}] trial {t['trialJobId']} {t['status']} "
                               f"({len(seen['done'])} done)"
                               + (f": derived-network PSNR {psnr:.2f} dB" if isinstance(psnr, float) else ""),

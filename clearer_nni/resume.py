@@ -8,14 +8,12 @@ disk, a copied folder) is skipped with a warning and the previous one is used.
 
 from __future__ import annotations
 
-import dataclasses
 import abc
-import os
+import dataclasses
 import random
 import re
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -26,24 +24,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-__all__ = ["CheckpointStore", "TrainingState", "save_atomic", "capture_rng", "restore_rng", "resume_settings",
+from .runtime import atomic_save
+
+__all__ = ["CheckpointStore", "TrainingState", "capture_rng", "restore_rng", "resume_settings",
            "nonfinite_error", "stop_and_keep"]
 
 _NAME = re.compile(r"^step-(\d+)\.pt$")
-
-
-def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename it to ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def capture_rng() -> dict[str, Any]:
@@ -98,7 +84,7 @@ class CheckpointStore:
 
     def save(self, step: int, payload: dict[str, Any]) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = save_atomic({"format": self.fmt, "version": 1, "step": int(step), **payload},
+        path = atomic_save({"format": self.fmt, "version": 1, "step": int(step), **payload},
                            self.folder / f"step-{int(step):07d}.pt")
         for old in self.paths()[self.keep:]:
             old.unlink(missing_ok=True)

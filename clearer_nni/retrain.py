@@ -271,20 +271,11 @@ class _Validator(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         self._start = time.time()
 
-    @torch.no_grad()
     def evaluate(self, network: nn.Module, device: torch.device) -> float:
         """Mean PSNR (dB) over the validation batches (eval-mode BatchNorm, full precision)."""
-        from .metrics import batch_psnr
+        from .metrics import mean_psnr
 
-        was_training = network.training
-        network.eval()
-        try:
-            total = torch.zeros((), device=device)
-            for degraded, clean in self.batches:
-                total += batch_psnr(network(degraded.to(device)), clean.to(device))
-            return float(total) / len(self.batches)
-        finally:
-            network.train(was_training)
+        return mean_psnr(network, self.batches, device)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -370,7 +361,7 @@ class _RetrainState(TrainingState):
 def _val_batches(val_set: Any, cfg: RetrainConfig, degradation: Any) -> tuple[list, str]:
     """Fixed validation batches and their description: seeded patches, or the whole (center-cropped) images."""
     from .data import GaussianNoise, PatchDataset, eval_pairs, paper_noisy, standard_noisy
-    from .nas.search_logger import fixed_batches
+    from .data import fixed_batches
 
     if cfg.val_images == 0:
         patches = PatchDataset(val_set, cfg.patch_size, None if val_set.paired else degradation,

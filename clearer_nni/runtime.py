@@ -11,11 +11,12 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
-__all__ = ["resolve_device", "lightning_accelerator", "staging_dir", "prepare_out", "publish", "atomic_write_text",
-           "software_versions"]
+__all__ = ["resolve_device", "lightning_accelerator", "staging_dir", "prepare_out", "publish", "atomic_write",
+           "atomic_write_text", "atomic_save", "software_versions"]
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -83,17 +84,31 @@ def software_versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename, so no half-written file remains."""
+def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".tmp") -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``: no reader
+    (and no crash) ever sees a half-written file. ``suffix`` lets writers that pick a format by
+    extension (images) see the right one."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        write(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))

@@ -230,13 +230,13 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
 
     from .archs.space import ClearerSpace, count_parameters
     from .data import GaussianNoise, load_dataset, make_degradation
-    from .data.patches import PatchDataset, worker_init_fn
+    from .data.patches import PatchDataset, fixed_batches, worker_init_fn
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
     from .nas.genotype import Genotype
     from .runtime import software_versions
     from .nas.regularizers import candidate_costs, normalise_costs
-    from .nas.search_logger import SearchLogger, fixed_batches
+    from .nas.search_logger import SearchLogger
     from .nas.strategy import ClearerDARTS
 
     state: dict[str, Any] | None = None

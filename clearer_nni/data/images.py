@@ -6,13 +6,14 @@ Every array in the data layer is ``float32``, shaped ``H x W x C`` (``C`` is 1 o
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from ..runtime import atomic_write
 
 __all__ = [
     "ConversionWarning",
@@ -305,10 +306,8 @@ def write_image(path: PathLike, array: np.ndarray, bit_depth: int = 8) -> Path:
     if bit_depth == 16 and colour and suffix not in _TIFF_SUFFIXES:
         raise DataError(f"{p}: 16-bit colour images can only be written as .tif/.tiff")
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix or ".png", dir=p.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def encode(tmp: Path) -> None:
         if suffix in _TIFF_SUFFIXES:
             import tifffile
 
@@ -319,11 +318,11 @@ def write_image(path: PathLike, array: np.ndarray, bit_depth: int = 8) -> Path:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 img.save(tmp, format=Image.registered_extensions().get(suffix, "PNG"), **options)
-        os.replace(tmp, p)
-    except DataError:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    try:
+        atomic_write(p, encode, suffix=suffix or ".png")
     except (OSError, ValueError, KeyError) as exc:
-        tmp.unlink(missing_ok=True)
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"{p}: cannot write image ({exc})") from exc
     return p

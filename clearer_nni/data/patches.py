@@ -20,6 +20,7 @@ __all__ = [
     "center_crop_multiple",
     "dihedral",
     "eval_pairs",
+    "fixed_batches",
     "inverse_dihedral",
     "make_loader",
     "worker_init_fn",
@@ -189,6 +190,14 @@ class PatchDataset(Dataset):
         else:
             degraded = clean
         return _to_tensor(degraded), _to_tensor(clean)
+
+
+def fixed_batches(dataset: Dataset, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Materialise a small, deterministic dataset of (degraded, clean) pairs as a list of batches
+    (fixed validation and calibration sets)."""
+    items = [dataset[i] for i in range(len(dataset))]
+    return [(torch.stack([x for x, _ in items[i:i + batch_size]]), torch.stack([y for _, y in items[i:i + batch_size]]))
+            for i in range(0, len(items), batch_size)]
 
 
 def worker_init_fn(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's signature

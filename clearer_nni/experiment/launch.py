@@ -43,7 +43,7 @@ from typing import Any, Iterable, Sequence
 __all__ = [
     "LOOPBACK_JS", "API", "TERMINAL_TRIAL_STATUSES", "free_port", "port_in_use", "rest_get", "nni_env",
     "check_config", "create_experiment", "wait_for_trials", "wait_for_experiment", "experiment_processes",
-    "listening_addresses", "stop_experiment", "main",
+    "listening_addresses", "stop_experiment", "pick_port", "trial_metric", "main",
 ]
 
 LOOPBACK_JS = Path(__file__).resolve().with_name("loopback.js")
@@ -325,7 +325,8 @@ def stop_experiment(exp_id: str, workdir: str | Path | None = DEFAULT_WORKDIR, t
 
 # -- command line ----------------------------------------------------------------------------------
 
-def _metric(trial: dict[str, Any]) -> Any:
+def trial_metric(trial: dict[str, Any]) -> Any:
+    """The ``default`` value of a trial's final result, as the REST API's ``/trial-jobs`` gives it (or None)."""
     value = trial.get("finalMetricData")
     if not value:
         return None
@@ -347,7 +348,7 @@ def _print_trials(port: int) -> list[dict[str, Any]]:
             params = json.loads(t["hyperParameters"][0]).get("parameters")
         except (KeyError, IndexError, TypeError, ValueError):
             pass
-        m = _metric(t)
+        m = trial_metric(t)
         print(f"{t.get('trialJobId', '?'):<8} {t.get('status', '?'):<10} "
               f"{(f'{m:.3f}' if isinstance(m, (int, float)) else '-'):>10}  {json.dumps(params)}")
     return trials
@@ -391,7 +392,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pick_port(port: int | None) -> int:
+def pick_port(port: int | None) -> int:
+    """``port`` if given, else 8080 when it (and 8081) are free, else a free port."""
     if port is not None:
         return port
     return DEFAULT_PORT if not port_in_use(DEFAULT_PORT) and not port_in_use(DEFAULT_PORT + 1) else free_port()
@@ -423,7 +425,7 @@ def _warn_concurrency(config: str | Path) -> None:
 
 def _cmd_run(ns: argparse.Namespace) -> int:
     workdir = None if ns.keep_home else ns.workdir
-    port = _pick_port(ns.port)
+    port = pick_port(ns.port)
     if ns.public:
         print("warning: --public: the web UI and REST API (which can stop the experiment and change its "
               "settings) listen on every network interface, without authentication", file=sys.stderr)
@@ -474,7 +476,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
 
 def _cmd_view(ns: argparse.Namespace) -> int:
     workdir = None if ns.keep_home else ns.workdir
-    port = _pick_port(ns.port)
+    port = pick_port(ns.port)
     env = nni_env(workdir, ns.public)
     proc = _nnictl(["view", ns.experiment_id, "--port", str(port)], env)
     sys.stdout.write(proc.stdout)

@@ -6,7 +6,7 @@ import torch
 
 from .quality import psnr, quantize_8bit, score, ssim, ssim_implementation
 
-__all__ = ["batch_psnr", "psnr", "quantize_8bit", "score", "ssim", "ssim_implementation"]
+__all__ = ["batch_psnr", "mean_psnr", "psnr", "quantize_8bit", "score", "ssim", "ssim_implementation"]
 
 
 def batch_psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -18,3 +18,19 @@ def batch_psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
         raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
     mse = (pred.float().clamp(0, data_range) - target.float()).pow(2).flatten(1).mean(1)
     return (10 * torch.log10(data_range ** 2 / mse.clamp_min(1e-12))).mean()
+
+
+@torch.no_grad()
+def mean_psnr(network: torch.nn.Module, batches: "list[tuple[torch.Tensor, torch.Tensor]]",
+              device: "torch.device | str") -> float:
+    """Mean PSNR (dB) of ``network`` over fixed (degraded, clean) batches, in eval mode (BatchNorm
+    running statistics); the network's mode is put back. One host sync, at the end."""
+    was_training = network.training
+    network.eval()
+    try:
+        total = torch.zeros((), device=device)
+        for degraded, clean in batches:
+            total += batch_psnr(network(degraded.to(device)), clean.to(device))
+        return float(total) / len(batches)
+    finally:
+        network.train(was_training)

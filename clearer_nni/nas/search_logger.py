@@ -17,18 +17,11 @@ import pytorch_lightning as pl
 import torch
 
 from ..archs.space import CANDIDATES
-from ..metrics import batch_psnr
+from ..metrics import mean_psnr
 
-__all__ = ["SearchLogger", "fixed_batches", "derived_alpha", "recalibrated_bn"]
+__all__ = ["SearchLogger", "derived_alpha", "recalibrated_bn"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def fixed_batches(dataset: Any, batch_size: int) -> list[Batch]:
-    """Materialise a (small, deterministic) dataset of (degraded, clean) pairs as a list of batches."""
-    items = [dataset[i] for i in range(len(dataset))]
-    return [(torch.stack([x for x, _ in items[i:i + batch_size]]), torch.stack([y for _, y in items[i:i + batch_size]]))
-            for i in range(0, len(items), batch_size)]
 
 
 @contextmanager
@@ -126,18 +119,9 @@ class SearchLogger(pl.Callback):
         re-estimated on the ``calibration`` batches first: the running statistics were gathered
         under the α-mixture, and the one-hot path feeds every layer differently.
         """
-        net = oneshot.training_module
-        was_training = net.training
-        net.eval()
-        try:
-            with derived_alpha(oneshot) if derived else nullcontext(), \
-                    recalibrated_bn(net, self.calibration, oneshot.device) if derived else nullcontext():
-                total = torch.zeros((), device=oneshot.device)
-                for degraded, clean in self.monitor:
-                    total += batch_psnr(net(degraded.to(oneshot.device)), clean.to(oneshot.device))
-            return float(total) / len(self.monitor)
-        finally:
-            net.train(was_training)
+        with derived_alpha(oneshot) if derived else nullcontext(), \
+                recalibrated_bn(oneshot.training_module, self.calibration, oneshot.device) if derived else nullcontext():
+            return mean_psnr(oneshot.training_module, self.monitor, oneshot.device)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
