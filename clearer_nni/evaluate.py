@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .runtime import prepare_out, publish, resolve_device
+from .runtime import THREADS_HELP, prepare_out, publish, resolve_device, set_threads
 
 __all__ = ["PROTOCOLS", "PAPER_CROP", "LeakError", "EvalConfig", "EvalResult", "protocol_pairs",
            "check_unseen", "evaluate_model", "format_summary", "run_evaluate", "main"]
@@ -170,6 +170,7 @@ class EvalConfig:
     out: str = "runs/eval"
     overwrite: bool = False
     device: str = "auto"
+    threads: int = 0
     max_images: int | None = None
     progress: bool = True
 
@@ -181,6 +182,7 @@ class EvalConfig:
             (math.isfinite(self.sigma) and self.sigma >= 0, f"sigma must be a finite number >= 0, got {self.sigma}"),
             (self.patch is None or self.patch >= 8, f"patch must be >= 8, got {self.patch}"),
             (self.max_images is None or self.max_images >= 1, f"max_images must be >= 1, got {self.max_images}"),
+            (self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -217,6 +219,7 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
     from .runtime import atomic_write_text
 
     cfg.validate()
+    set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     network, genotype, metadata = load_checkpoint(cfg.model)
     data = load_dataset(cfg.data, cfg.split, channels=genotype.space.in_channels, root=cfg.data_root,
@@ -284,6 +287,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--save-images", default=d.save_images, metavar="DIR", help="also write the restored images here")
     p.add_argument("--max-images", type=int, default=d.max_images, help="only the first N images (quick checks)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=d.threads, help=THREADS_HELP)
     p.add_argument("--out", required=True, help="output folder for per_image.csv and summary.csv")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

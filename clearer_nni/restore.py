@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .runtime import resolve_device
+from .runtime import THREADS_HELP, resolve_device, set_threads
 
 __all__ = ["CONVERSIONS", "RestoreConfig", "RestoreResult", "tile_starts", "blend_window", "restore_array",
            "restore_file", "run_restore", "main"]
@@ -185,6 +185,7 @@ class RestoreConfig:
     tile: int | None = 256  # None or 0: whole images
     overlap: int = 32
     device: str = "auto"
+    threads: int = 0
     overwrite: bool = False
     progress: bool = True
 
@@ -194,6 +195,8 @@ class RestoreConfig:
             if not getattr(self, name):
                 raise ValueError(f"{name} is required")
         _check_tiling(self.tile or None, self.overlap)
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: auto), got {self.threads}")
 
 
 @dataclass
@@ -235,6 +238,7 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
     from .checkpoint import load_checkpoint
 
     cfg.validate()
+    set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     network, _, _ = load_checkpoint(cfg.model)
     jobs = _jobs(cfg)
@@ -258,6 +262,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=d.tile, help="tile side in pixels (0: whole images)")
     p.add_argument("--overlap", type=int, default=d.overlap, help="pixels shared by neighbouring tiles, blended")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=d.threads, help=THREADS_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p

@@ -35,10 +35,10 @@ import torch.nn as nn
 
 from .models.fastpath import PRECISIONS, check_precision
 from .resume import TrainingState, nonfinite_error, resume_settings, stop_and_keep
-from .runtime import lightning_accelerator, prepare_out, publish, staging_dir
+from .runtime import THREADS_HELP, lightning_accelerator, prepare_out, publish, set_threads, staging_dir
 
-__all__ = ["RetrainConfig", "RetrainResult", "VAL_CROP", "dataset_spec", "supernet_key_map",
-           "init_from_supernet", "run_retrain", "main"]
+__all__ = ["RetrainConfig", "RetrainResult", "VAL_CROP", "Validator", "dataset_spec", "fit_network",
+           "init_from_supernet", "run_retrain", "supernet_key_map", "validation_batches", "main"]
 
 #: Whole validation images are center-cropped to a multiple of this (as the paper protocol does).
 VAL_CROP = 64
@@ -70,6 +70,7 @@ class RetrainConfig:
     val_patches: int = 64
     val_images: int = 0
     workers: int = 0
+    threads: int = 0
     device: str = "auto"
     devices: int = 1
     precision: str = "32"
@@ -96,6 +97,7 @@ class RetrainConfig:
             (self.val_patches >= 1, f"val_patches must be >= 1, got {self.val_patches}"),
             (self.val_images >= 0, f"val_images must be >= 0 (0: use patches), got {self.val_images}"),
             (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
+            (self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}"),
             (self.device in ("auto", "cpu", "cuda", "gpu"), f"device must be auto, cpu or cuda, got {self.device!r}"),
             (self.devices >= 1, f"devices must be >= 1, got {self.devices}"),
             (self.batch_size % self.devices == 0,
@@ -251,7 +253,7 @@ def _resolve_supernet(value: str | None, genotype_path: Path) -> Path | None:
 
 # -- validation during training ----------------------------------------------------------------
 
-class _Validator(pl.Callback):
+class Validator(pl.Callback):
     """Every ``every`` steps (and at the last): mean training loss since the last row, lr, validation PSNR.
 
     Keeps the best network state (by validation PSNR) in memory, on CPU. Runs on global rank 0 only.
@@ -307,7 +309,7 @@ class _Validator(pl.Callback):
 
 _STATE_FORMAT = "clearer-nni-retrain-state"
 #: Settings that may differ between a retraining and its resumption.
-_RESUME_FREE = {"out", "overwrite", "progress", "resume", "workers", "device"}
+_RESUME_FREE = {"out", "overwrite", "progress", "resume", "workers", "device", "threads"}
 
 
 class _RetrainState(TrainingState):
@@ -315,7 +317,7 @@ class _RetrainState(TrainingState):
     rows, best-so-far state and running loss; stops at a NaN or infinite loss (checked without a sync
     per step: the first bad step is kept on the device and read at each checkpoint and at the end)."""
 
-    def __init__(self, folder: Path, cfg: RetrainConfig, choices: dict[str, str], validator: _Validator,
+    def __init__(self, folder: Path, cfg: RetrainConfig, choices: dict[str, str], validator: Validator,
                  state: dict[str, Any] | None, start: float, save: bool) -> None:
         super().__init__(folder, _STATE_FORMAT, dataclasses.asdict(cfg), cfg.checkpoint_every, cfg.steps, state,
                          start, save=save)
@@ -358,7 +360,7 @@ class _RetrainState(TrainingState):
             raise nonfinite_error(first, "lower --lr (or set --grad-clip)")
 
 
-def _val_batches(val_set: Any, cfg: RetrainConfig, degradation: Any) -> tuple[list, str]:
+def validation_batches(val_set: Any, cfg: RetrainConfig, degradation: Any) -> tuple[list, str]:
     """Fixed validation batches and their description: seeded patches, or the whole (center-cropped) images."""
     from .data import GaussianNoise, PatchDataset, eval_pairs, paper_noisy, standard_noisy
     from .data import fixed_batches
@@ -380,6 +382,27 @@ def _val_batches(val_set: Any, cfg: RetrainConfig, degradation: Any) -> tuple[li
         return torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
 
     return [(tensor(x), tensor(y)) for x, y, _ in pairs], f"{len(pairs)} whole images center-cropped to x{VAL_CROP}"
+
+
+def fit_network(cfg: RetrainConfig, accelerator: str, module: Any, loader: Any,
+                callbacks: Sequence[pl.Callback]) -> pl.Trainer:
+    """Train ``module`` for ``cfg.steps`` steps of ``loader`` under Lightning, with the retraining's settings.
+
+    ``cfg`` gives the steps, devices, precision, gradient clip and progress bar. Validation is the job
+    of a :class:`Validator` among ``callbacks`` (Lightning's own validation loop is off). Returns the
+    finished trainer. The quality benchmark trains every network it compares through this function.
+    """
+    trainer = pl.Trainer(accelerator=accelerator, devices=cfg.devices,
+                         strategy="ddp" if cfg.devices > 1 else "auto", precision=cfg.precision,
+                         max_steps=cfg.steps, gradient_clip_val=cfg.grad_clip or None, logger=False,
+                         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         limit_val_batches=0, enable_progress_bar=cfg.progress, callbacks=list(callbacks))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # validation runs in Validator (on the val split, every val_every steps), not in Lightning's loop
+        warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
+        trainer.fit(module, train_dataloaders=loader)
+    return trainer
 
 
 # -- outputs ------------------------------------------------------------------------------------
@@ -451,6 +474,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
         cfg, state = resume_settings(cfg, explicit, staging_dir(Path(cfg.out)) / "checkpoints", _STATE_FORMAT,
                                      _RESUME_FREE, "retraining")
     cfg.validate()
+    set_threads(cfg.threads)
     accelerator = _device(cfg.device, cfg.precision)
     genotype_path = Path(cfg.genotype)
     genotype = Genotype.load(genotype_path)
@@ -476,7 +500,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
                          "--val-data, or use a dataset with train/val splits)")
     degradation = _degradation(cfg, gm.get("degradation"))
     train_degradation = None if train_set.paired else degradation
-    val_batches, val_desc = _val_batches(val_set, cfg, degradation)
+    val_batches, val_desc = validation_batches(val_set, cfg, degradation)
 
     pl.seed_everything(cfg.seed, verbose=False)
     network = genotype.build()
@@ -490,7 +514,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     loader = make_loader(train_data, per_device, num_workers=cfg.workers, pin_memory=accelerator == "gpu")
     module = RestorationModule(OptimConfig("adam", cfg.lr, 0.0, 0.9, 0.0), cfg.steps)
     module.set_model(network)
-    validator = _Validator(val_batches, cfg.val_every, cfg.steps, on_val=on_val)
+    validator = Validator(val_batches, cfg.val_every, cfg.steps, on_val=on_val)
 
     staging = staging_dir(out) if state is not None or worker_rank else prepare_out(out, cfg.overwrite)
     start = time.time() - (state["seconds"] if state else 0.0)
@@ -498,16 +522,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
                           save=not worker_rank)
     try:
         # the validator first: a checkpoint then holds the row of its step
-        trainer = pl.Trainer(accelerator=accelerator, devices=cfg.devices,
-                             strategy="ddp" if cfg.devices > 1 else "auto", precision=cfg.precision,
-                             max_steps=cfg.steps, gradient_clip_val=cfg.grad_clip or None, logger=False,
-                             enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-                             limit_val_batches=0, enable_progress_bar=cfg.progress, callbacks=[validator, saver])
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            # validation runs in _Validator (on the val split, every val_every steps), not in Lightning's loop
-            warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
-            trainer.fit(module, train_dataloaders=loader)
+        trainer = fit_network(cfg, accelerator, module, loader, [validator, saver])
         seconds = time.time() - start
         if trainer.global_step < cfg.steps:
             raise RuntimeError(f"training stopped early at step {trainer.global_step} of {cfg.steps}")
@@ -530,7 +545,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
 
 def _write_outputs(cfg: RetrainConfig, staging: Path, out: Path, network: nn.Module, genotype: Any,
                    genotype_path: Path, gm: dict[str, Any], train_set: Any, val_set: Any, val_desc: str,
-                   degradation: Any, validator: _Validator, supernet: Path | None, copied: int, accelerator: str,
+                   degradation: Any, validator: Validator, supernet: Path | None, copied: int, accelerator: str,
                    seconds: float) -> RetrainResult:
     """Write ``model.ckpt``, ``metrics.csv`` and ``curve.png`` into ``staging``, then publish it as ``out``."""
     from .archs.space import count_parameters
@@ -594,6 +609,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--val-images", type=int,
                    help=f"validate on the first N whole val images instead of patches (0: patches) [{d.val_images}]")
     p.add_argument("--workers", type=int, help=f"DataLoader workers, one thread each [{d.workers}]")
+    p.add_argument("--threads", type=int, help=f"{THREADS_HELP} [{d.threads}]")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"[{d.device}]")
     p.add_argument("--devices", type=int, help=f"devices; DDP when > 1 [{d.devices}]")
     p.add_argument("--precision", choices=PRECISIONS,

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["resolve_device", "lightning_accelerator", "staging_dir", "prepare_out", "publish", "atomic_write",
-           "atomic_write_text", "atomic_save", "software_versions"]
+__all__ = ["resolve_device", "lightning_accelerator", "THREADS_HELP", "set_threads", "staging_dir", "prepare_out",
+           "publish", "atomic_write", "atomic_write_text", "atomic_save", "software_versions"]
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -37,6 +37,38 @@ def resolve_device(name: str | torch.device) -> torch.device:
 def lightning_accelerator(name: str) -> str:
     """Lightning's accelerator name (``cpu`` or ``gpu``) for a ``--device`` value."""
     return "gpu" if resolve_device(name).type == "cuda" else "cpu"
+
+
+#: The ``--threads`` help text of every command.
+THREADS_HELP = ("torch CPU threads; 0 = auto: $OMP_NUM_THREADS when set, else one less than the CPUs this "
+                "process may use (at least 1), so that a busy neighbour never oversubscribes the cores")
+
+
+def set_threads(threads: int = 0) -> int:
+    """Set torch's intra-op CPU threads and return how many.
+
+    ``0`` (auto) keeps ``$OMP_NUM_THREADS`` when it is set, else leaves one CPU of those this process
+    may use for the rest of the machine (at least 1 thread). On a 2-core machine torch's own default
+    (one thread per core) ran a search step 5x slower than 1 thread while another job shared the cores,
+    and up to 200x slower beside a busy process (docs/RESULTS.md, data pipeline).
+
+    Raises
+    ------
+    ValueError
+        ``threads`` is negative.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be an integer >= 0 (0: auto), got {threads!r}")
+    if threads == 0:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        if env.isdigit() and int(env) > 0:
+            threads = int(env)
+        else:
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            threads = max(1, cpus - 1)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def staging_dir(out: str | Path) -> Path:

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Subset
 
 from .resume import TrainingState, nonfinite_error, resume_settings, stop_and_keep
-from .runtime import lightning_accelerator, prepare_out, publish, staging_dir
+from .runtime import THREADS_HELP, lightning_accelerator, prepare_out, publish, set_threads, staging_dir
 
 __all__ = ["SearchConfig", "SearchResult", "fit_supernet", "run_search", "resolve_space_path", "main"]
 
@@ -62,6 +62,7 @@ class SearchConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
+    threads: int = 0
     channels_last: bool = False
     compile: bool = False
     precision: str = "32"
@@ -91,6 +92,7 @@ class SearchConfig:
              f"lambda_comp must be a finite number >= 0, got {self.lambda_comp}"),
             (math.isfinite(self.sigma) and self.sigma >= 0, f"sigma must be a finite number >= 0, got {self.sigma}"),
             (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
+            (self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.val_patches >= 1, f"val_patches must be >= 1, got {self.val_patches}"),
             (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
@@ -150,7 +152,7 @@ def _merge_space_defaults(cfg: SearchConfig, explicit: set[str]) -> tuple[Search
 
 _STATE_FORMAT = "clearer-nni-search-state"
 #: Settings that may differ between a search and its resumption.
-_RESUME_FREE = {"out", "overwrite", "progress", "resume", "workers", "device"}
+_RESUME_FREE = {"out", "overwrite", "progress", "resume", "workers", "device", "threads"}
 
 
 def _resume_state(cfg: SearchConfig, explicit: set[str]) -> tuple[SearchConfig, dict[str, Any]]:
@@ -246,6 +248,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     else:
         cfg, space_cfg = _merge_space_defaults(cfg, set(explicit))
     cfg.validate()
+    set_threads(cfg.threads)
     accelerator = lightning_accelerator(cfg.device)
     check_precision(cfg.precision, accelerator)
     out = Path(cfg.out)
@@ -358,6 +361,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help=f"[{d.seed}]")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"[{d.device}]")
     p.add_argument("--workers", type=int, help=f"DataLoader workers, one thread each [{d.workers}]")
+    p.add_argument("--threads", type=int, help=f"{THREADS_HELP} [{d.threads}]")
     p.add_argument("--channels-last", action="store_true", help="fast path: NHWC memory format (faster convs)")
     p.add_argument("--compile", action="store_true",
                    help="fast path: torch.compile the super-network (falls back to eager with a warning)")

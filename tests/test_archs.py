@@ -129,3 +129,48 @@ def test_bad_space_files(tmp_path):
         load_space_file(bad)
     with pytest.raises(SpaceFileError, match="not found"):
         load_space_file(tmp_path / "missing.yaml")
+
+
+# -- the DnCNN-style baseline (benchmarks/quality.py) ------------------------------------------------
+
+@pytest.mark.parametrize("width,depth,channels", [(4, 2, 1), (16, 5, 1), (64, 17, 1), (8, 6, 3)])
+def test_plain_cnn_parameter_formula_matches_the_module(width, depth, channels):
+    from clearer_nni.archs import PlainCNN, plain_cnn_params
+
+    net = PlainCNN(width, depth, channels, channels)
+    assert count_parameters(net) == plain_cnn_params(width, depth, channels, channels)
+    assert len([m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]) == depth
+    x = torch.rand(2, channels, 12, 12)
+    assert net(x).shape == x.shape
+
+
+def test_plain_cnn_dncnn_size_and_residual():
+    from clearer_nni.archs import PlainCNN
+
+    # DnCNN-S, gray: conv+bias (640), 15 x (conv 36,864 + BN 128), conv (576)
+    assert count_parameters(PlainCNN()) == 640 + 15 * 36_992 + 576
+    net = PlainCNN(8, 4)
+    torch.nn.init.zeros_(net.body[-1].weight)  # the body predicts no residual: the output is the input
+    x = torch.rand(1, 1, 9, 9)
+    assert torch.equal(net(x), x)
+
+
+@pytest.mark.parametrize("target", [50_000, 393_000, 4_361_536])
+def test_plain_cnn_for_params_picks_the_closest_width(target):
+    from clearer_nni.archs import plain_cnn_for_params, plain_cnn_params
+
+    net = plain_cnn_for_params(target)
+    got = count_parameters(net)
+    assert all(abs(got - target) <= abs(plain_cnn_params(w) - target) for w in (net.width - 1, net.width + 1))
+    assert abs(got - target) / target < 0.05
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: __import__("clearer_nni.archs", fromlist=["PlainCNN"]).PlainCNN(0, 17), "width >= 1"),
+    (lambda: __import__("clearer_nni.archs", fromlist=["PlainCNN"]).PlainCNN(8, 1), "depth >= 2"),
+    (lambda: __import__("clearer_nni.archs", fromlist=["PlainCNN"]).PlainCNN(8, 4, 1, 3), "in_channels == out"),
+    (lambda: __import__("clearer_nni.archs", fromlist=["x"]).plain_cnn_for_params(10), "as few as 10"),
+])
+def test_plain_cnn_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -171,6 +171,7 @@ def test_a_malformed_truncated_or_foreign_genotype_is_refused(tmp_path, capsys, 
     (["--steps", "5", "--warmup-steps", "9"], "warmup_steps (9) must be < steps (5)"),
     (["--precision", "16-mixed", "--device", "cpu"], "16-mixed needs a CUDA GPU"),
     (["--data", "bsd500x"], "unknown dataset 'bsd500x'"),
+    (["--threads", "-1"], "threads must be >= 0 (0: auto), got -1"),
 ])
 def test_bad_search_settings(tmp_path, capsys, args, message):
     code = search_main(["--space", TINY_SPACE, "--no-progress", "--out", str(tmp_path / "out"), *args])
@@ -270,4 +271,42 @@ def test_a_checkpoint_that_would_run_code_is_refused_unexecuted(tmp_path, capsys
         assert "nothing to resume" in line[0]
     else:
         assert "evil.pt" in line[0] and "not a readable" in line[0], line
+    assert not (tmp_path / "out").exists()
+
+
+# -- threads (row 46) --------------------------------------------------------------------------------
+
+def test_threads_auto_leaves_a_core_or_follows_omp_num_threads(monkeypatch):
+    import os
+
+    import torch
+
+    from clearer_nni.runtime import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        cpus = len(os.sched_getaffinity(0))
+        assert set_threads(0) == max(1, cpus - 1) == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert set_threads(0) == 3 == torch.get_num_threads()
+        assert set_threads(2) == 2 == torch.get_num_threads()  # an explicit count wins over the environment
+        for bad in (-1, 1.5, True):
+            with pytest.raises(ValueError, match="threads must be an integer >= 0"):
+                set_threads(bad)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("module", ["retrain", "evaluate", "restore"])
+def test_negative_threads_is_refused_by_every_command(tmp_path, capsys, module):
+    import importlib
+
+    main = importlib.import_module(f"clearer_nni.{module}").main
+    args = {"retrain": ["--genotype", str(tmp_path / "g.json"), "--out", str(tmp_path / "out")],
+            "evaluate": ["--model", str(tmp_path / "m.ckpt"), "--out", str(tmp_path / "out")],
+            "restore": [str(tmp_path), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "m.ckpt")]}[module]
+    code = main([*args, "--threads", "-1"])
+    line = _one_error(capsys)
+    assert code == 2 and "threads must be >= 0 (0: auto), got -1" in line, line
     assert not (tmp_path / "out").exists()

@@ -1,0 +1,419 @@
+"""Benchmark 2, quality at equal budget: does the search find better networks than chance and than a plain CNN?
+
+Per seed: search the space (BSD400 minus every 5th image for the weights, that held-out fifth for α:
+disjoint), then train from scratch, with the same steps, batch, patches, optimiser and seed,
+
+- ``searched``: the searched genotype;
+- ``random-1..3``: three random genotypes of the same space (drawn once, the same in every seed);
+- ``all-parallel`` and ``all-fusion``;
+- ``dncnn-style``: a DnCNN-style plain CNN (17 layers, residual) with about the searched network's
+  parameter count (:func:`clearer_nni.archs.plain_cnn_for_params`);
+
+every one through :func:`clearer_nni.retrain.fit_network` (the retraining's Lightning loop), keeping
+the state with the best PSNR on the held-out fifth; then score each on Set12 and BSD68, standard
+protocol (float noise, seed 0 per image, whole images, 8-bit output), σ = 50. ``--bm3d`` adds BM3D
+(the ``bm3d`` package: non-commercial licence, so an optional extra, ``pip install bm3d``).
+
+Rows are written as they finish to ``<out>/seed<N>.csv``; an interrupted run, started again with the
+same ``--out``, skips what is done, and seeds can run in separate processes (``--seeds 0`` and
+``--seeds 1`` beside each other) before one ``--summary-only`` run writes the table.
+
+    python benchmarks/quality.py                      # CPU budget, seeds 0 and 1 (about 25 min a seed on one core)
+    python benchmarks/quality.py --quick --no-append  # tiny space, a smoke run (about 2 min)
+    python benchmarks/quality.py --paper              # the paper's budget: a GPU job
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import logging
+import math
+import random
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import _results  # noqa: F401 - puts the repository on sys.path
+import torch
+
+from _results import append_section, table
+
+#: Held-out fraction of BSD400 for α and model selection: every HOLDOUT-th image (by name).
+HOLDOUT = 5
+SPLIT_NAME = "bsd400-holdout"
+NETWORKS = ["searched", "random-1", "random-2", "random-3", "all-parallel", "all-fusion", "dncnn-style"]
+TEST_SETS = ("set12", "bsd68")
+FIELDS = ["seed", "network", "params", "train_seconds", "best_val_psnr", "best_step", "genotype",
+          "set12_psnr", "set12_ssim", "bsd68_psnr", "bsd68_ssim"]
+TARGETS = {"random": 0.2, "dncnn-style": 0.3}
+
+
+@dataclasses.dataclass
+class Budget:
+    """What every network gets (the search has its own steps)."""
+
+    space: str = "demo"
+    search_steps: int = 600
+    warmup_steps: int = 100
+    search_batch: int = 8
+    steps: int = 500
+    batch_size: int = 16
+    patch_size: int = 48
+    lr: float = 0.01
+    val_every: int = 50
+    val_patches: int = 64
+    sigma: float = 50.0
+
+
+BUDGETS = {
+    "cpu": Budget(),
+    "quick": Budget(space="tiny", search_steps=40, warmup_steps=10, search_batch=4, steps=30, batch_size=4,
+                    patch_size=32, val_every=10, val_patches=8),
+    # SPEC sections 3 and 4: 10k search steps, 100k retraining steps, batch 32 of 64x64
+    "paper": Budget(space="denoise", search_steps=10_000, warmup_steps=1_000, search_batch=32, steps=100_000,
+                    batch_size=32, patch_size=64, val_every=1000, val_patches=64),
+}
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+def register_holdout_split() -> None:
+    """Register ``bsd400-holdout``: split ``train`` = BSD400 without every HOLDOUT-th image, ``val`` = those."""
+    from clearer_nni.data import DataError, ImageSet, load_dataset, register_dataset
+
+    def load(root: Path, split: str, channels: int, max_images: int | None, **options: object) -> ImageSet:
+        if options or split not in ("train", "val"):
+            raise DataError(f"{SPLIT_NAME}: splits 'train' and 'val', no options (got {split!r}, {options})")
+        full = load_dataset("bsd400", "train", channels=channels, root=str(root))
+        keep = [i for i in range(len(full)) if (i % HOLDOUT == HOLDOUT - 1) == (split == "val")]
+        keep = keep[:max_images] if max_images else keep
+        return ImageSet(f"{SPLIT_NAME}/{split}", [full.images[i] for i in keep], [full.paths[i] for i in keep])
+
+    register_dataset(SPLIT_NAME, load, overwrite=True)
+
+
+# -- networks -------------------------------------------------------------------------------------
+
+def fixed_genotypes(space: Any) -> dict[str, Any]:
+    """The non-searched CLEARER genotypes: three random draws (fixed seeds), all-parallel, all-fusion."""
+    from clearer_nni.archs.space import CANDIDATES
+    from clearer_nni.nas.genotype import Genotype
+
+    out = {}
+    for k in (1, 2, 3):
+        rng = random.Random(1000 + k)
+        out[f"random-{k}"] = Genotype(space, {label: rng.choice(list(CANDIDATES)) for label in space.labels})
+    for name in ("parallel", "fusion"):
+        out[f"all-{name}"] = Genotype(space, {label: name for label in space.labels})
+    return out
+
+
+def genotype_code(genotype: Any) -> str:
+    """``FPFF|FFPF|PFFP``: one letter per column, cells separated."""
+    letters = [genotype.choices[label][0].upper() for label in genotype.space.labels]
+    cuts, pos = [], 0
+    for n in genotype.space.columns:
+        cuts.append("".join(letters[pos:pos + n]))
+        pos += n
+    return "|".join(cuts)
+
+
+# -- the stages -----------------------------------------------------------------------------------
+
+def search(budget: Budget, seed: int, out: Path, data_root: str | None) -> Any:
+    """Run the search of ``seed`` into ``out/search-seed<N>`` (reused when already there); its genotype."""
+    from clearer_nni.nas.genotype import Genotype
+    from clearer_nni.search import SearchConfig, run_search
+
+    folder = out / f"search-seed{seed}"
+    if (folder / "genotype.json").is_file():
+        return Genotype.load(folder / "genotype.json")
+    cfg = SearchConfig(space=budget.space, data=SPLIT_NAME, data_root=data_root, sigma=budget.sigma,
+                       steps=budget.search_steps, warmup_steps=budget.warmup_steps, batch_size=budget.search_batch,
+                       patch_size=budget.patch_size, seed=seed, val_patches=budget.val_patches, out=str(folder),
+                       overwrite=True, progress=False, save_supernet=False, checkpoint_every=0)
+    explicit = {"data", "data_root", "sigma", "steps", "warmup_steps", "batch_size", "patch_size", "seed",
+                "val_patches", "out", "overwrite", "progress", "save_supernet", "checkpoint_every"}
+    return run_search(cfg, explicit).genotype
+
+
+def train(network: torch.nn.Module, budget: Budget, seed: int, data_root: str | None) -> dict[str, Any]:
+    """Train ``network`` from scratch with the budget; load its best validation state; the facts."""
+    import pytorch_lightning as pl
+
+    from clearer_nni.data import GaussianNoise, load_dataset, make_loader
+    from clearer_nni.data.patches import PatchDataset
+    from clearer_nni.models.restoration import RETRAIN, RestorationModule
+    from clearer_nni.retrain import RetrainConfig, Validator, fit_network, validation_batches
+
+    cfg = RetrainConfig(genotype="-", steps=budget.steps, batch_size=budget.batch_size,
+                        patch_size=budget.patch_size, lr=budget.lr, seed=seed, val_every=budget.val_every,
+                        val_patches=budget.val_patches, progress=False)
+    noise = GaussianNoise(budget.sigma)
+    train_set = load_dataset(SPLIT_NAME, "train", root=data_root)
+    val_set = load_dataset(SPLIT_NAME, "val", root=data_root)
+    val_batches, _ = validation_batches(val_set, cfg, noise)
+    loader = make_loader(PatchDataset(train_set, cfg.patch_size, noise, length=cfg.steps * cfg.batch_size,
+                                      seed=seed), cfg.batch_size)
+    module = RestorationModule(dataclasses.replace(RETRAIN, lr=cfg.lr), cfg.steps)
+    module.set_model(network)
+    validator = Validator(val_batches, cfg.val_every, cfg.steps)
+    start = time.time()
+    fit_network(cfg, "cpu" if not torch.cuda.is_available() else "gpu", module, loader, [validator])
+    seconds = time.time() - start
+    network.load_state_dict(validator.best_state)
+    return {"train_seconds": round(seconds, 1), "best_val_psnr": round(validator.best_psnr, 4),
+            "best_step": validator.best_step}
+
+
+def score(restore: Callable[[Any], Any] | torch.nn.Module, pairs: dict[str, list]) -> dict[str, float]:
+    """Mean PSNR and SSIM on each test set (a network, or a function of the degraded array)."""
+    from clearer_nni.evaluate import evaluate_model
+    from clearer_nni.metrics import score as score_pair
+
+    facts = {}
+    for name, data in pairs.items():
+        if isinstance(restore, torch.nn.Module):
+            frame = evaluate_model(restore.to("cuda" if torch.cuda.is_available() else "cpu"), data,
+                                   device="auto")
+            psnr, ssim = frame["psnr"].mean(), frame["ssim"].mean()
+        else:
+            values = [score_pair(restore(degraded), clean) for degraded, clean, _ in data]
+            psnr, ssim = statistics.fmean(v[0] for v in values), statistics.fmean(v[1] for v in values)
+        facts[f"{name}_psnr"], facts[f"{name}_ssim"] = round(float(psnr), 4), round(float(ssim), 5)
+    return facts
+
+
+def bm3d_restore(sigma: float) -> Callable[[Any], Any]:
+    """BM3D with the true σ (the ``bm3d`` package), on an ``H x W x 1`` float image in [0, 1]."""
+    try:
+        import bm3d
+    except ImportError:
+        raise SystemExit("error: --bm3d needs the optional 'bm3d' package (non-commercial licence): "
+                         "pip install bm3d") from None
+
+    def restore(degraded: Any) -> Any:
+        return bm3d.bm3d(degraded[..., 0], sigma_psd=sigma / 255.0)[..., None].astype("float32")
+
+    return restore
+
+
+# -- rows -----------------------------------------------------------------------------------------
+
+def read_rows(out: Path) -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted(out.glob("seed*.csv")):
+        with path.open(newline="", encoding="utf-8") as f:
+            rows += list(csv.DictReader(f))
+    return rows
+
+
+def append_row(out: Path, row: dict[str, Any]) -> None:
+    path = out / f"seed{row['seed']}.csv"
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in FIELDS})
+    print(f"seed {row['seed']} {row['network']}: " + ", ".join(f"{k} {row[k]}" for k in FIELDS[2:] if k in row),
+          flush=True)
+
+
+def run_seed(budget: Budget, seed: int, out: Path, data_root: str | None, pairs: dict[str, list],
+             networks: Sequence[str]) -> None:
+    from clearer_nni.archs import count_parameters, plain_cnn_for_params
+    from clearer_nni.archs.space import load_space_file
+    from clearer_nni.search import resolve_space_path
+
+    done = {r["network"] for r in read_rows(out) if int(r["seed"]) == seed}
+    todo = [n for n in networks if n not in done]
+    if not todo:
+        return
+    space, _ = load_space_file(resolve_space_path(budget.space))
+    searched = search(budget, seed, out, data_root)
+    genotypes = {"searched": searched, **fixed_genotypes(space)}
+    target_params = count_parameters(searched.build())
+    for name in todo:
+        torch.manual_seed(seed)  # the same initialisation stream for every network
+        if name == "dncnn-style":
+            network, code = plain_cnn_for_params(target_params, 17, space.in_channels, space.out_channels), ""
+            code = f"depth 17, width {network.width}"
+        else:
+            network, code = genotypes[name].build(), genotype_code(genotypes[name])
+        row = {"seed": seed, "network": name, "params": count_parameters(network), "genotype": code}
+        row.update(train(network, budget, seed, data_root))
+        row.update(score(network.eval(), pairs))
+        append_row(out, row)
+
+
+# -- the summary ----------------------------------------------------------------------------------
+
+def _mean_sd(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.2f} ± {sd:.2f}"
+
+
+def summarise(rows: list[dict[str, Any]], budget: Budget, bm3d_row: dict[str, Any] | None) -> tuple[str, dict]:
+    """The Markdown body: one row per network (mean ± sd over seeds), the targets, per-seed facts."""
+    seeds = sorted({int(r["seed"]) for r in rows})
+    by = {(int(r["seed"]), r["network"]): r for r in rows}
+    names = [n for n in NETWORKS if any((s, n) in by for s in seeds)]
+    lines = []
+    for name in names:
+        got = [by[(s, name)] for s in seeds if (s, name) in by]
+        col = lambda key: [float(r[key]) for r in got]  # noqa: E731
+        lines.append([name, f"{statistics.fmean(col('params')) / 1e6:.3f}", _mean_sd(col("set12_psnr")),
+                      _mean_sd(col("bsd68_psnr")), f"{statistics.fmean(col('bsd68_ssim')):.4f}",
+                      f"{statistics.fmean(col('train_seconds')):.0f}", len(got)])
+    if bm3d_row:
+        lines.append(["BM3D (no training)", "-", f"{bm3d_row['set12_psnr']:.2f}", f"{bm3d_row['bsd68_psnr']:.2f}",
+                      f"{bm3d_row['bsd68_ssim']:.4f}", "-", "-"])
+    body = table(["network", "params (M)", "Set12 PSNR (dB)", "BSD68 PSNR (dB)", "BSD68 SSIM", "train s",
+                  "seeds"], lines)
+
+    # targets, per seed, on BSD68 (and Set12 beside it): searched - best random, searched - DnCNN-style
+    gaps: dict[str, dict[str, list[float]]] = {"random": {}, "dncnn-style": {}}
+    for test in TEST_SETS:
+        for s in seeds:
+            if (s, "searched") not in by:
+                continue
+            mine = float(by[(s, "searched")][f"{test}_psnr"])
+            randoms = [float(by[(s, f"random-{k}")][f"{test}_psnr"]) for k in (1, 2, 3) if (s, f"random-{k}") in by]
+            if len(randoms) == 3:
+                gaps["random"].setdefault(test, []).append(mine - max(randoms))
+            if (s, "dncnn-style") in by:
+                gaps["dncnn-style"].setdefault(test, []).append(mine - float(by[(s, "dncnn-style")][f"{test}_psnr"]))
+    target_lines = []
+    for key, label in (("random", "searched - best of 3 random"), ("dncnn-style", "searched - DnCNN-style")):
+        for test in TEST_SETS:
+            values = gaps[key].get(test, [])
+            if not values:
+                continue
+            mean = statistics.fmean(values)
+            target_lines.append([label, test, _mean_sd(values), " ".join(f"{v:+.2f}" for v in values),
+                                 f">= +{TARGETS[key]}: {'met' if mean >= TARGETS[key] else 'NOT met'}"])
+    body += "\n\nTargets (per seed: the searched network against the best of the 3 random ones on that test set, " \
+            "and against the DnCNN-style network):\n\n" + table(
+                ["comparison", "test set", "gap dB (mean ± sd)", "per seed", "target"], target_lines)
+    codes = [f"seed {s}: searched {by[(s, 'searched')]['genotype']}" for s in seeds if (s, "searched") in by]
+    fixed = {n: r["genotype"] for (s, n), r in by.items() if n.startswith(("random", "all-", "dncnn"))}
+    body += "\n\nGenotypes (P = parallel, F = fusion, cells separated by |): " + "; ".join(codes) + "; " + \
+        "; ".join(f"{n} {c}" for n, c in sorted(fixed.items())) + "."
+    return body, gaps
+
+
+def plot(rows: list[dict[str, Any]], path: Path, bm3d_row: dict[str, Any] | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
+    for ax, test in zip(axes, TEST_SETS):
+        for i, name in enumerate(names):
+            values = [float(r[f"{test}_psnr"]) for r in rows if r["network"] == name]
+            ax.scatter([i] * len(values), values, color="C3" if name == "searched" else "C0", zorder=3)
+            ax.hlines(statistics.fmean(values), i - 0.3, i + 0.3, color="k")
+        if bm3d_row:
+            ax.axhline(bm3d_row[f"{test}_psnr"], color="C2", ls="--", label="BM3D")
+            ax.legend(loc="lower right")
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set(ylabel="PSNR (dB)", title=f"{test.upper() if test == 'bsd68' else 'Set12'}, σ = 50 (dots: seeds)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default="0,1", help="comma-separated seeds [%(default)s]")
+    p.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated subset [all]")
+    p.add_argument("--quick", action="store_true", help="tiny space, few steps: a smoke run")
+    p.add_argument("--paper", action="store_true", help="the paper's budget (default space, 10k + 100k steps): GPU")
+    p.add_argument("--search-steps", type=int, help="override the budget's search steps")
+    p.add_argument("--steps", type=int, help="override the budget's training steps per network")
+    p.add_argument("--bm3d", action="store_true", help="also score BM3D (needs `pip install bm3d`)")
+    p.add_argument("--data-root", help="folder holding BSD400, Set12, BSD68 [clearer_nni's default data root]")
+    p.add_argument("--test-images", type=int, help="score only the first N images of each test set (smoke runs)")
+    p.add_argument("--out", default="runs/bench-quality", help="rows, searches and the plot [%(default)s]")
+    p.add_argument("--summary-only", action="store_true", help="train nothing: summarise the rows in --out")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads [%(default)s]")
+    p.add_argument("--machine", default=_results.DEFAULT_MACHINE, help="named in docs/RESULTS.md")
+    p.add_argument("--no-append", action="store_true", help="print only, do not write docs/RESULTS.md")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    from clearer_nni.data import load_dataset
+    from clearer_nni.evaluate import protocol_pairs
+
+    torch.set_num_threads(ns.threads)
+    warnings.filterwarnings("ignore", module="pytorch_lightning")
+    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" lines per network
+    budget = BUDGETS["paper" if ns.paper else "quick" if ns.quick else "cpu"]
+    budget = dataclasses.replace(budget, **{k: v for k, v in (("search_steps", ns.search_steps), ("steps", ns.steps))
+                                            if v is not None})
+    seeds = [int(s) for s in ns.seeds.split(",") if s.strip()]
+    networks = [n.strip() for n in ns.networks.split(",") if n.strip()]
+    unknown = sorted(set(networks) - set(NETWORKS))
+    if unknown:
+        raise SystemExit(f"error: unknown network(s) {unknown}; known: {NETWORKS}")
+    out = Path(ns.out)
+    out.mkdir(parents=True, exist_ok=True)
+    register_holdout_split()
+    pairs = {name: protocol_pairs(load_dataset(name, "test", root=ns.data_root, max_images=ns.test_images),
+                                  "standard", budget.sigma) for name in TEST_SETS}
+    start = time.time()
+    if not ns.summary_only:
+        for seed in seeds:
+            run_seed(budget, seed, out, ns.data_root, pairs, networks)
+    bm3d_row = None
+    if ns.bm3d:
+        bm3d_file = out / "bm3d.csv"
+        if bm3d_file.is_file():
+            bm3d_row = {k: float(v) for k, v in next(csv.DictReader(bm3d_file.open())).items()}
+        else:
+            bm3d_row = score(bm3d_restore(budget.sigma), pairs)
+            with bm3d_file.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(bm3d_row))
+                writer.writeheader()
+                writer.writerow(bm3d_row)
+    rows = read_rows(out)
+    if not rows:
+        raise SystemExit(f"error: no rows in {out}")
+    body, _ = summarise(rows, budget, bm3d_row)
+    img = _results.REPO / "docs" / "img" / "quality-equal-budget.png" if not ns.no_append else out / "quality.png"
+    plot(rows, img, bm3d_row)
+    n_img = {k: len(v) for k, v in pairs.items()}
+    head = (f"Space `{budget.space}`, σ = {budget.sigma:g}. Search: {budget.search_steps} steps (warm-up "
+            f"{budget.warmup_steps}), batch {budget.search_batch}, {budget.patch_size}x{budget.patch_size}; weights "
+            f"on BSD400 minus every {HOLDOUT}th image (320), α on those {400 // HOLDOUT} (disjoint). Every network: "
+            f"trained from scratch for {budget.steps} steps, batch {budget.batch_size}, "
+            f"{budget.patch_size}x{budget.patch_size}, Adam lr {budget.lr} cosine to 0, clip 5, same seed and "
+            f"patches; best state by PSNR on {budget.val_patches} patches of the held-out {400 // HOLDOUT} "
+            f"(every {budget.val_every} steps). Test: Set12 ({n_img['set12']}) and BSD68 ({n_img['bsd68']}) images, "
+            f"standard protocol (float noise, seed 0 per image, whole image, 8-bit output). Mean ± sd over seeds "
+            f"{sorted({int(r['seed']) for r in rows})}. Plot: `{img.relative_to(_results.REPO) if not ns.no_append else img}`."
+            f" This run: {(time.time() - start) / 60:.1f} min.\n\n")
+    print(head + body)
+    if not ns.no_append:
+        append_section("Quality at equal budget", head + body, machine=ns.machine)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
