@@ -19,7 +19,8 @@ import pytest
 from clearer_nni.experiment import launch
 from clearer_nni.experiment.export import best_trial, export_genotype, find_experiment_dir, load_trials
 from clearer_nni.experiment.report import pareto_front, trial_table, write_report
-from clearer_nni.experiment.trial import TrialReporter, apply_parameters
+from clearer_nni.experiment.trial import (SEARCHES, TrialReporter, apply_parameters, default_checkpoint_every,
+                                         experiment_dir, plan_search, search_folder)
 from clearer_nni.search import SearchConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,6 +135,90 @@ def test_bad_search_space_fails_the_trial_with_a_clear_error(tmp_path, parameter
     assert not [m for m in _metrics(tmp_path / "trial") if m["type"] in ("PERIODICAL", "FINAL")]
 
 
+# -- where a trial searches, and what a re-run trial finds there -----------------------------------
+
+def test_a_trial_searches_in_a_folder_of_its_experiment_and_parameter_id(tmp_path):
+    expdir = tmp_path / "nni-experiments" / "exp12345"
+    trial_dir = expdir / "environments" / "local-env" / "trials" / "abcde"
+    assert experiment_dir(trial_dir, "exp12345") == expdir.resolve()
+    assert search_folder(trial_dir, "exp12345", 5) == (expdir.resolve() / SEARCHES / "param-5", True)
+    # another trial id or environment, the same parameter id: the same folder
+    other = expdir / "environments" / "remote-env" / "trials" / "fghij"
+    assert search_folder(other, "exp12345", 5)[0] == search_folder(trial_dir, "exp12345", 5)[0]
+    assert search_folder(trial_dir, "exp12345", 6)[0].name == "param-6"
+    assert search_folder(trial_dir, "exp12345", "../x")[0].parent == expdir.resolve() / SEARCHES
+    # no experiment folder above the trial's, or no parameter id: its own folder, found by no other run
+    for exp_id, pid in (("otherexp", 5), ("exp12345", None), (None, 5)):
+        assert search_folder(trial_dir, exp_id, pid) == (trial_dir.resolve() / "search", False)
+    assert [default_checkpoint_every(n) for n in (5, 40, 300, 10_000)] == [1, 4, 30, 100]
+
+
+def test_plan_search_resumes_a_matching_checkpoint_and_reuses_a_finished_search(tmp_path):
+    import dataclasses
+
+    from clearer_nni.archs import SpaceConfig
+    from clearer_nni.nas.genotype import Genotype
+    from clearer_nni.resume import CheckpointStore
+    from clearer_nni.search import _STATE_FORMAT
+
+    out = tmp_path / SEARCHES / "param-3"
+    cfg = SearchConfig(space="tiny", steps=60, seed=3, checkpoint_every=6, out=str(out))
+    explicit = {"steps", "seed", "checkpoint_every"}
+    assert plan_search(out, cfg, explicit).action == "fresh"  # nothing there
+    store = CheckpointStore(tmp_path / SEARCHES / ".param-3.partial" / "checkpoints", _STATE_FORMAT)
+    store.save(24, {"config": dataclasses.asdict(cfg), "log": [{"step": 1}, {"step": 10}, {"step": 20}]})
+    plan = plan_search(out, cfg, explicit)
+    assert (plan.action, plan.step, plan.rows, plan.checkpoint.name) == ("resume", 24, 3, "step-0000024.pt")
+    # a device or output folder may differ; an explicit search setting may not
+    moved = dataclasses.replace(cfg, device="cpu", out="elsewhere")
+    assert plan_search(out, moved, explicit | {"device"}).action == "resume"
+    other = plan_search(out, dataclasses.replace(cfg, seed=4), explicit)
+    assert other.action == "fresh" and "other settings ['seed']" in other.note
+    # a finished search of these settings: report it again
+    space = SpaceConfig(channels=(4, 8, 16), columns=(2, 2), stem="paper")
+    meta = {"val_psnr_derived": 20.5, "steps": 60, "seed": 3}
+    out.mkdir(parents=True)
+    Genotype(space, {lab: "fusion" for lab in space.labels}, {}, meta).save(out / "genotype.json")
+    assert plan_search(out, cfg, explicit).action == "published"
+    stale = plan_search(out, dataclasses.replace(cfg, steps=80), explicit)
+    assert stale.action == "fresh" and "not this trial's result (steps)" in stale.note
+    (out / "genotype.json").write_text("{not json")
+    assert plan_search(out, cfg, explicit).action == "resume"  # an unreadable result: the checkpoint
+
+
+def test_a_rerun_trial_reports_its_finished_search_again_without_searching(tmp_path):
+    """The trial entry under NNI's file-based trial channel, its parameter id's search already published
+    in the experiment folder (a trial that NNI re-runs after its manager died between publishing and
+    reporting): it reports that result and links it, without a search step."""
+    from clearer_nni.archs import SpaceConfig
+    from clearer_nni.nas.genotype import Genotype
+
+    expdir = tmp_path / "nni-experiments" / "exp12345"
+    trial_dir = expdir / "environments" / "local-env" / "trials" / "abcde"
+    trial_dir.mkdir(parents=True)
+    env = _trial_env(tmp_path, {"seed": 3})
+    (tmp_path / "trial" / "parameter.cfg").rename(trial_dir / "parameter.cfg")
+    env.update(NNI_SYS_DIR=str(trial_dir), NNI_OUTPUT_DIR=str(trial_dir))
+    space = SpaceConfig(channels=(4, 8, 16), columns=(2, 2), stem="paper")
+    published = expdir / SEARCHES / "param-5" / "genotype.json"
+    meta = {"val_psnr_derived": 19.25, "val_psnr_supernet": 21.0, "params_derived": 1234, "seed": 3,
+            "search_seconds": 7.5, "lambda_arch": 0.01, "lambda_comp": 0.0}
+    published.parent.mkdir(parents=True)
+    Genotype(space, {lab: "fusion" for lab in space.labels}, {}, meta).save(published)
+    proc = subprocess.run([sys.executable, "-m", "clearer_nni.experiment.trial", "--space", "tiny"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    log = (trial_dir / "trial.log").read_text()  # NNI sends a local trial's stdout there
+    assert "had already finished" in log and "step 1:" not in log
+    metrics = _metrics(trial_dir)
+    assert [m["type"] for m in metrics if m["type"] in ("PERIODICAL", "FINAL")] == ["FINAL"]
+    final = json.loads(next(m for m in metrics if m["type"] == "FINAL")["value"])
+    assert final["default"] == 19.25 and final["params"] == 1234 and final["genotype"] == str(published.resolve())
+    assert (trial_dir / "search" / "genotype.json").resolve() == published.resolve()
+    record = json.loads((trial_dir / "clearer_trial.json").read_text())
+    assert record["action"] == "published" and record["search_dir_in_experiment"] == f"{SEARCHES}/param-5"
+
+
 # -- loopback shim ---------------------------------------------------------------------------------
 
 _LISTEN_JS = """
@@ -162,6 +247,11 @@ def test_nni_env_points_home_at_the_workdir(tmp_path):
     assert env["PATH"].startswith(str(Path(sys.executable).parent))
     public = launch.nni_env(None, public=True, base={"HOME": "/h", "NODE_OPTIONS": "--no-warnings"})
     assert public["HOME"] == "/h" and public["NODE_OPTIONS"] == "--no-warnings" and public["CLEARER_NNI_PUBLIC"] == "1"
+
+
+def test_launcher_resume_needs_a_known_experiment(tmp_path, capsys):
+    assert launch.main(["resume", "nosuchid", "--workdir", str(tmp_path)]) == 2
+    assert "error: no experiment nosuchid in" in capsys.readouterr().err
 
 
 def test_launcher_reports_a_missing_config_and_a_busy_port(tmp_path, capsys):
@@ -259,6 +349,123 @@ def test_real_experiment_on_loopback(tmp_path):
     assert launch.experiment_processes(exp_id, workdir) == []
     assert not [p for p in procs if p.is_running() and p.status() != "zombie"]
     assert launch.listening_addresses(port) == []
+
+
+#: One search of the tiny space (~0.03 s a step here), checkpointed every 15 steps (the trial's default).
+_RESUME_FLAGS = ["--space", "tiny", "--steps", "150", "--warmup-steps", "10", "--log-every", "25"]
+
+
+def _checkpoint_step(expdir: Path) -> int:
+    steps = [int(p.stem.split("-")[1]) for p in expdir.glob(f"{SEARCHES}/.param-*.partial/checkpoints/step-*.pt")]
+    return max(steps, default=0)
+
+
+def _last_status(expdir: Path, trial_id: str) -> str:
+    con = sqlite3.connect(f"file:{expdir / 'db' / 'nni.sqlite'}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT event FROM TrialJobEvent WHERE trialJobId=? ORDER BY rowid DESC LIMIT 1",
+                           (trial_id,)).fetchone()[0]
+    finally:
+        con.close()
+
+
+def _wait_for_checkpoint(expdir: Path, step: int, port: int, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while _checkpoint_step(expdir) < step:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no checkpoint of step {step}: {launch.rest_get(port, '/trial-jobs')}")
+        time.sleep(0.01)
+
+
+def test_a_stopped_then_crashed_experiment_resumed_continues_its_trials_search(tmp_path, request):
+    """Interrupt a trial's search twice, resuming the experiment with the launcher (``nnictl resume``)
+    each time: ``stop`` (``nnictl stop``: NNI records no end for the running trial), then a crash (SIGKILL
+    of the NNI manager, the tuner and the trial). NNI runs the trial again, same trial and parameter id,
+    and the trial continues its search from its newest checkpoint: it ends with the genotype and α of an
+    uninterrupted search, and reports its final result."""
+    import psutil
+
+    # the uninterrupted search, meanwhile (one torch thread in both: the same float sums)
+    ref_out = tmp_path / "reference"
+    reference = subprocess.Popen([sys.executable, "-m", "clearer_nni.search", *_RESUME_FLAGS, "--seed", "3",
+                                  "--no-progress", "--out", str(ref_out)], cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=(tmp_path / "reference.stderr").open("w"),
+                                 env={**os.environ, "OMP_NUM_THREADS": "1"})
+    request.addfinalizer(reference.kill)  # when the test fails before waiting for it
+    (tmp_path / "hpo.json").write_text(json.dumps({"seed": {"_type": "choice", "_value": [3]}}))
+    cfg = tmp_path / "resume.yml"
+    cfg.write_text(f"""\
+searchSpaceFile: hpo.json
+trialCommand: OMP_NUM_THREADS=1 ${{CLEARER_PYTHON:-python3}} -m clearer_nni.experiment.trial {' '.join(_RESUME_FLAGS)}
+trialCodeDirectory: {REPO}
+trialConcurrency: 1
+maxTrialNumber: 1
+tuner:
+  name: GridSearch
+trainingService:
+  platform: local
+""")
+    workdir = tmp_path / "nni"
+    port = launch.free_port()
+    exp_id = launch.create_experiment(cfg, port, workdir)
+    expdir = workdir / "nni-experiments" / exp_id
+    crashed: list = []
+    try:
+        _wait_for_checkpoint(expdir, 30, port)  # checkpoints every 15 steps of 150
+        trial_id = launch.rest_get(port, "/trial-jobs")[0]["trialJobId"]
+        assert launch.main(["stop", exp_id, "--workdir", str(workdir)]) == 0
+        stopped_at = _checkpoint_step(expdir)
+        assert 30 <= stopped_at < 150 and not (expdir / SEARCHES / "param-0").exists()
+        assert _last_status(expdir, trial_id) == "RUNNING"  # so NNI runs it again
+
+        port = launch.free_port()
+        assert launch.main(["resume", exp_id, "--port", str(port), "--workdir", str(workdir)]) == 0
+        _wait_for_checkpoint(expdir, stopped_at + 15, port)
+        # the crash: the manager first (so it records nothing), then the tuner and the trial
+        crashed = sorted(launch.experiment_processes(exp_id, workdir),
+                         key=lambda p: not any(c.endswith("main.js") for c in p.cmdline()))
+        assert any("clearer_nni.experiment.trial" in " ".join(p.cmdline()) for p in crashed)
+        _wait_for_checkpoint(expdir, stopped_at + 30, port)
+        for proc in crashed:
+            proc.kill()
+        psutil.wait_procs(crashed, timeout=10)
+        killed_at = _checkpoint_step(expdir)
+        assert stopped_at < killed_at < 150 and not (expdir / SEARCHES / "param-0").exists()
+
+        port = launch.free_port()
+        assert launch.main(["resume", exp_id, "--port", str(port), "--workdir", str(workdir)]) == 0
+        trials = launch.wait_for_trials(port, 1, timeout=240)
+        assert [(t["trialJobId"], t["status"]) for t in trials] == [(trial_id, "SUCCEEDED")]  # the same trial
+        assert json.loads(trials[0]["hyperParameters"][-1])["parameter_id"] == 0
+        metrics = [m for m in launch.rest_get(port, "/metric-data") if m["trialJobId"] == trial_id]
+    finally:
+        leftover = launch.stop_experiment(exp_id, workdir, timeout=60)
+    assert leftover == []
+    assert launch.experiment_processes(exp_id, workdir) == [] and launch.trial_processes(exp_id) == []
+    assert not [p for p in crashed if p.is_running() and p.status() != "zombie"]
+
+    # each run of the trial said what it did: searched, resumed after the stop, resumed after the crash
+    trial_dir = next(expdir.glob(f"environments/*/trials/{trial_id}"))
+    record = json.loads((trial_dir / "clearer_trial.json").read_text())
+    runs = [*record["earlier_runs"], record]
+    assert [r["action"] for r in runs] == ["fresh", "resume", "resume"]
+    assert 0 < runs[1]["resumed_from_step"] <= stopped_at < runs[2]["resumed_from_step"] <= killed_at
+    log = (trial_dir / "trial.log").read_text()  # every run's output (NNI appends; trial.stdout is rewritten)
+    for r in runs[1:]:
+        assert f"resuming the search of parameter id 0 from step {r['resumed_from_step']} " in log
+
+    # ... and ended where an uninterrupted search ends
+    assert reference.wait(timeout=300) == 0, (tmp_path / "reference.stderr").read_text()
+    ours = json.loads((expdir / SEARCHES / "param-0" / "genotype.json").read_text())
+    ref = json.loads((ref_out / "genotype.json").read_text())
+    assert ours["choices"] == ref["choices"] and ours["alpha"] == ref["alpha"]
+    finals = [json.loads(json.loads(m["data"])) for m in metrics if m["type"] == "FINAL"]
+    assert len(finals) == 1 and finals[0]["default"] == ref["metadata"]["val_psnr_derived"]
+    assert {json.loads(json.loads(m["data"]))["step"] for m in metrics if m["type"] == "PERIODICAL"} == \
+        {1, 25, 50, 75, 100, 125, 150}
+    assert not list(expdir.glob(f"{SEARCHES}/.param-*.partial"))
+    out, rec = export_genotype(exp_id, tmp_path / "best.json", workdir=workdir)
+    assert rec.trial_id == trial_id and json.loads(out.read_text())["choices"] == ref["choices"]
 
 
 # -- export and report on a recorded experiment folder ---------------------------------------------
@@ -413,6 +620,28 @@ def test_export_finds_trials_of_a_moved_experiment_folder(tmp_path):
     trials = load_trials(find_experiment_dir(expdir))
     assert all(t.folder is not None and t.folder.is_relative_to(expdir) for t in trials)
     assert best_trial(trials).genotype_path == expdir / "environments/local-env/trials/tB/search/genotype.json"
+
+
+def test_export_finds_a_search_by_the_trials_record_without_its_link(tmp_path):
+    """Trials search into <experiment>/clearer-searches/param-<id>; without the trial folder's ``search``
+    link (a copy that dropped links), export follows clearer_trial.json, also in a moved folder."""
+    expdir = _record_experiment(tmp_path)
+    trial_b = expdir / "environments" / "local-env" / "trials" / "tB"
+    (expdir / SEARCHES).mkdir()
+    (trial_b / "search").rename(expdir / SEARCHES / "param-1")
+    (trial_b / "clearer_trial.json").write_text(json.dumps({
+        "parameter_id": 1, "parameters": {"lambdas": [0.01, 0.0], "seed": 0},
+        "search_dir": "/moved/away/clearer-searches/param-1", "search_dir_in_experiment": f"{SEARCHES}/param-1"}))
+    con = sqlite3.connect(expdir / "db" / "nni.sqlite")
+    rows = con.execute("SELECT rowid, data FROM MetricData WHERE type='FINAL' AND trialJobId='tB'").fetchall()
+    for rowid, data in rows:
+        value = json.loads(json.loads(data))
+        value["genotype"] = "/moved/away/clearer-searches/param-1/genotype.json"
+        con.execute("UPDATE MetricData SET data=? WHERE rowid=?", (_metric_data(value), rowid))
+    con.commit()
+    con.close()
+    best = best_trial(load_trials(expdir))
+    assert best.trial_id == "tB" and best.genotype_path == expdir / SEARCHES / "param-1" / "genotype.json"
 
 
 def test_report_table_and_pareto_plot(tmp_path, capsys):

@@ -8,8 +8,9 @@ Reads the experiment's folder on disk, so it works on stopped experiments and wi
 ``<dir>/db/nni.sqlite`` (tables ``TrialJobEvent``: trial id, status events, parameters, trial folder;
 ``MetricData``: ``PERIODICAL`` / ``FINAL`` metrics, JSON encoded twice) and the trial folders
 ``<dir>/environments/<env>/trials/<trial id>/search/genotype.json`` (NNI 3.0's local training service;
-the older ``<dir>/trials/<trial id>/`` is looked at too). The best trial is the one with the largest
-final ``default`` metric (the derived network's validation PSNR).
+the older ``<dir>/trials/<trial id>/`` is looked at too; ``search`` links to the trial's search folder
+``<dir>/clearer-searches/param-<parameter id>``, which its ``clearer_trial.json`` names too). The best
+trial is the one with the largest final ``default`` metric (the derived network's validation PSNR).
 
 An experiment id is looked for in ``--workdir``/nni-experiments (default ``runs/nni``, where
 ``python -m clearer_nni.experiment run`` puts experiments), then in ``~/nni-experiments``.
@@ -198,7 +199,7 @@ def load_trials(expdir: str | Path) -> list[TrialRecord]:
     for rec in trials.values():
         if rec.folder is None:
             rec.folder = _trial_folder(expdir, rec.trial_id, None)
-        rec.genotype_path = _genotype_of(rec)
+        rec.genotype_path = _genotype_of(rec, expdir)
         rec.parameter_id, rec.parameters = rec.nni_parameter_id, dict(rec.nni_parameters)
         own = _own_record(rec.folder)
         if own is not None:
@@ -228,9 +229,20 @@ def _own_record(folder: Path | None) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("parameters"), dict) else None
 
 
-def _genotype_of(rec: TrialRecord) -> Path | None:
+def _genotype_of(rec: TrialRecord, expdir: Path | None = None) -> Path | None:
+    """The trial's ``search/genotype.json`` (a link to ``<experiment>/clearer-searches/param-<id>`` since
+    trials search per parameter id), else where its ``clearer_trial.json`` or its final result says."""
     if rec.folder is not None and (rec.folder / "search" / "genotype.json").is_file():
         return rec.folder / "search" / "genotype.json"
+    own = _own_record(rec.folder) or {}
+    candidates = []
+    if expdir is not None and isinstance(own.get("search_dir_in_experiment"), str):
+        candidates.append(expdir / own["search_dir_in_experiment"])  # also when the experiment folder moved
+    if isinstance(own.get("search_dir"), str):
+        candidates.append(Path(own["search_dir"]))
+    for cand in candidates:
+        if (cand / "genotype.json").is_file():
+            return cand / "genotype.json"
     if rec.final and isinstance(rec.final.get("genotype"), str) and Path(rec.final["genotype"]).is_file():
         return Path(rec.final["genotype"])
     return None

@@ -4,6 +4,8 @@
 
     python -m clearer_nni.experiment run experiments/denoise.yml [--port P] [--workdir DIR] [--public]
                                          [--wait [--timeout S]] [--keep-home]
+    python -m clearer_nni.experiment resume EXPERIMENT_ID [--port P] [--workdir DIR] [--public]
+                                            [--wait [--timeout S]] [--keep-home]
     python -m clearer_nni.experiment view EXPERIMENT_ID [--port P] [--workdir DIR] [--public]
     python -m clearer_nni.experiment stop EXPERIMENT_ID [--workdir DIR]
     python -m clearer_nni.experiment status [--port P]
@@ -18,6 +20,10 @@
   ``HOME`` back (``CLEARER_USER_HOME``) so caches and datasets are found where they usually are.
 - ``CLEARER_PYTHON`` = this Python (and its folder first on ``PATH``): the experiment files' trial
   command ``${CLEARER_PYTHON:-python3} -m clearer_nni.experiment.trial`` runs with this interpreter.
+
+``resume`` calls ``nnictl resume`` with the same environment: NNI runs again the trials that were
+WAITING or RUNNING when the experiment's NNI manager ended without stopping them (a crash, a SIGKILL, a
+reboot), and each continues its search from its checkpoint (``clearer_nni/experiment/trial.py``).
 
 With ``--wait`` it polls the REST API (``http://127.0.0.1:PORT/api/v1/nni/check-status``) until the
 experiment is done (or ``--timeout`` seconds pass), prints the trials, and stops the experiment.
@@ -42,8 +48,9 @@ from typing import Any, Iterable, Sequence
 
 __all__ = [
     "LOOPBACK_JS", "API", "TERMINAL_TRIAL_STATUSES", "free_port", "port_in_use", "rest_get", "nni_env",
-    "check_config", "create_experiment", "wait_for_trials", "wait_for_experiment", "experiment_processes",
-    "listening_addresses", "stop_experiment", "pick_port", "trial_metric", "main",
+    "check_config", "create_experiment", "resume_experiment", "wait_for_trials", "wait_for_experiment",
+    "experiment_processes", "trial_processes", "listening_addresses", "stop_experiment", "pick_port",
+    "trial_metric", "main",
 ]
 
 LOOPBACK_JS = Path(__file__).resolve().with_name("loopback.js")
@@ -187,6 +194,42 @@ def create_experiment(config: str | Path, port: int, workdir: str | Path | None 
     return exp_id
 
 
+def resume_experiment(exp_id: str, port: int, workdir: str | Path | None = DEFAULT_WORKDIR, public: bool = False,
+                      debug: bool = False, env: dict[str, str] | None = None, timeout: float = 180.0) -> str:
+    """``nnictl resume`` a stopped (or crashed) experiment on ``port``, with the environment of
+    :func:`create_experiment`; return its id.
+
+    Raises ``ValueError`` when the experiment is not in the work folder's experiment list or still
+    runs, ``RuntimeError`` when ``nnictl`` fails.
+    """
+    env = nni_env(workdir, public, env)
+    record = _experiment_record(exp_id, env["HOME"])
+    if record is None:
+        raise ValueError(f"no experiment {exp_id} in {_experiments_file(env['HOME'])} (wrong --workdir?)")
+    if record.get("status") != "STOPPED" and experiment_processes(exp_id, env["HOME"]):
+        raise ValueError(f"experiment {exp_id} is running (port {record.get('port')}): stop it before resuming it")
+    orphans = trial_processes(exp_id)
+    if orphans:  # they would search into the same folders as the trials NNI runs again
+        raise ValueError(f"trial processes of experiment {exp_id} still run (pids {sorted(p.pid for p in orphans)}): "
+                         "a trial whose NNI manager died ends when it next reports a metric; wait for them, or end "
+                         "them, before resuming")
+    if port_in_use(port):
+        raise ValueError(f"port {port} is already in use (choose another with --port)")
+    args = ["resume", exp_id, "--port", str(port)]
+    if debug:
+        args.append("--debug")
+    proc = _nnictl(args, env, timeout=timeout)
+    out = (proc.stdout or "") + (proc.stderr or "")
+    try:
+        answered = rest_get(port, "/experiment", timeout=5).get("id")
+    except (OSError, ValueError, AttributeError):
+        answered = None
+    if proc.returncode != 0 or answered != exp_id:
+        lines = [ln for ln in out.strip().splitlines() if "pkg_resources" not in ln]
+        raise RuntimeError(f"nnictl resume failed (exit code {proc.returncode}):\n" + "\n".join(lines[-15:]))
+    return exp_id
+
+
 def wait_for_trials(port: int, count: int, timeout: float = 300.0, poll: float = 1.0,
                     statuses: Iterable[str] = TERMINAL_TRIAL_STATUSES) -> list[dict[str, Any]]:
     """Poll ``/trial-jobs`` until ``count`` trials have one of ``statuses``; return all trials.
@@ -270,6 +313,22 @@ def experiment_processes(exp_id: str, home: str | Path | None = None) -> list[An
         except psutil.Error:
             pass
     return alive
+
+
+def trial_processes(exp_id: str) -> list[Any]:
+    """Live processes started for a trial of the experiment (``NNI_EXP_ID`` in their environment), wherever
+    they are in the process tree: a trial whose NNI manager was killed runs on, orphaned, until it next
+    tries to report a metric."""
+    psutil = _psutil()
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("NNI_EXP_ID") == exp_id and proc.environ().get("NNI_TRIAL_JOB_ID") \
+                    and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
 
 
 def listening_addresses(port: int) -> list[str]:
@@ -379,6 +438,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --wait: stop the experiment after this many seconds, exit code 3")
     run.add_argument("--debug", action="store_true", help="NNI manager debug logging")
 
+    resume = sub.add_parser("resume", help="start a stopped or crashed experiment again (nnictl resume): its "
+                                           "unfinished trials continue their searches")
+    resume.add_argument("experiment_id")
+    common(resume)
+    resume.add_argument("--wait", action="store_true", help="wait until the experiment is done, then stop it")
+    resume.add_argument("--timeout", type=float, default=None,
+                        help="with --wait: stop the experiment after this many seconds, exit code 3")
+    resume.add_argument("--debug", action="store_true", help="NNI manager debug logging")
+
     view = sub.add_parser("view", help="show a stopped experiment in the web UI (nnictl view)")
     view.add_argument("experiment_id")
     common(view)
@@ -431,8 +499,23 @@ def _cmd_run(ns: argparse.Namespace) -> int:
               "settings) listen on every network interface, without authentication", file=sys.stderr)
     _warn_concurrency(ns.config)
     exp_id = create_experiment(ns.config, port, workdir, public=ns.public, debug=ns.debug)
+    return _started(exp_id, port, workdir, ns, "started")
+
+
+def _cmd_resume(ns: argparse.Namespace) -> int:
+    workdir = None if ns.keep_home else ns.workdir
+    port = pick_port(ns.port)
+    if ns.public:
+        print("warning: --public: the web UI and REST API (which can stop the experiment and change its "
+              "settings) listen on every network interface, without authentication", file=sys.stderr)
+    exp_id = resume_experiment(ns.experiment_id, port, workdir, public=ns.public, debug=ns.debug)
+    return _started(exp_id, port, workdir, ns, "resumed")
+
+
+def _started(exp_id: str, port: int, workdir: str | None, ns: argparse.Namespace, what: str) -> int:
+    """Print where an experiment that has just started is; with ``--wait``, wait for it and stop it."""
     home = Path(workdir).resolve() if workdir else Path.home()
-    print(f"experiment {exp_id} started")
+    print(f"experiment {exp_id} {what}")
     print(f"web UI: {_url(port, ns.public)}   (overview /oview, trials /detail)")
     print(f"files: {home / 'nni-experiments' / exp_id}")
     home_env = "" if workdir is None else f"HOME={shlex.quote(str(home))} "
@@ -512,7 +595,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The error handling of clearer_nni.cli.run_cli, without importing torch and Lightning.
     ns = _parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "view": _cmd_view, "stop": _cmd_stop, "status": _cmd_status}[ns.command](ns)
+        commands = {"run": _cmd_run, "resume": _cmd_resume, "view": _cmd_view, "stop": _cmd_stop, "status": _cmd_status}
+        return commands[ns.command](ns)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -4,7 +4,14 @@ The trial takes its fixed settings from the same flags as ``python -m clearer_nn
 ``--space demo --steps 200``), asks NNI for its hyper-parameters (names are :class:`SearchConfig`
 fields such as ``lambda_arch``, ``lambda_comp``, ``sigma``, ``seed``; ``lambda1`` / ``lambda2`` are
 accepted as aliases of the first two, and ``lambdas: [λ1, λ2]`` sets both), which override the flags and the space file's ``search:``
-defaults, and runs the search into ``$NNI_OUTPUT_DIR/search``.
+defaults, and runs the search into a folder of the experiment named after the trial's parameter id,
+``<experiment dir>/clearer-searches/param-<parameter id>`` (``search`` in the trial's own folder links
+to it; :func:`search_folder`), checkpointing as it goes.
+
+A trial that NNI runs again with the same parameter id (``nnictl resume`` re-runs the trials its database
+still lists as WAITING or RUNNING: those of a stopped or crashed experiment) continues that search from
+its newest complete checkpoint (the same genotype as an uninterrupted search), or, when the search had
+already finished, reports its final result again without searching (:func:`plan_search`).
 
 It reports to NNI:
 
@@ -31,12 +38,14 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-__all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "TrialReporter", "apply_parameters", "main"]
+__all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "SEARCHES", "TrialReporter", "apply_parameters", "experiment_dir",
+           "search_folder", "SearchPlan", "plan_search", "default_checkpoint_every", "final_metric", "main"]
 
 #: Parameter names accepted besides the :class:`~clearer_nni.search.SearchConfig` field names.
 ALIASES = {"lambda1": "lambda_arch", "lambda2": "lambda_comp", "λ1": "lambda_arch", "λ2": "lambda_comp"}
@@ -45,7 +54,10 @@ ALIASES = {"lambda1": "lambda_arch", "lambda2": "lambda_comp", "λ1": "lambda_ar
 PAIR = "lambdas"
 
 #: Settings a search space may not set: the trial decides them.
-NOT_TUNABLE = {"out", "overwrite", "progress"}
+NOT_TUNABLE = {"out", "overwrite", "progress", "resume"}
+
+#: The folder of an experiment holding its trials' searches, one ``param-<parameter id>`` each.
+SEARCHES = "clearer-searches"
 
 
 class TrialReporter:
@@ -102,8 +114,13 @@ class TrialReporter:
         if self.standalone:
             print(f"[nni {kind.lower()}] {json.dumps(metric)}", flush=True)
             return
-        self.channel.send_metric(type=kind, parameter_id=self.parameter_id, trial_job_id=self.trial_id,
-                                 sequence=sequence, value=metric)
+        try:
+            self.channel.send_metric(type=kind, parameter_id=self.parameter_id, trial_job_id=self.trial_id,
+                                     sequence=sequence, value=metric)
+        except OSError as exc:  # requests' errors are OSErrors
+            raise RuntimeError(f"cannot report to the NNI manager: the experiment was stopped or its manager "
+                               f"died ({type(exc).__name__}); the search's checkpoints are kept for `nnictl resume`"
+                               ) from None
 
     def intermediate(self, metric: dict[str, Any]) -> None:
         """Report an intermediate result (``metric["default"]`` must be a finite number)."""
@@ -214,8 +231,127 @@ def _restore_home() -> None:
         os.environ["HOME"] = user_home
 
 
+# -- where a trial searches, and what it finds there ----------------------------------------------
+
+def experiment_dir(output_dir: str | Path | None, experiment_id: str | None) -> Path | None:
+    """The experiment's folder: the nearest ancestor of the trial's ``NNI_OUTPUT_DIR`` named after the
+    experiment id (NNI 3.0: ``<experiment dir>/environments/<env>/trials/<trial id>``); None if none is."""
+    if not output_dir or not experiment_id:
+        return None
+    folder = Path(output_dir).resolve()
+    return next((p for p in (folder, *folder.parents) if p.name == experiment_id), None)
+
+
+def search_folder(output_dir: str | Path, experiment_id: str | None, parameter_id: Any) -> tuple[Path, bool]:
+    """Where a trial under NNI searches, and whether a later run of the same parameters finds it there.
+
+    ``<experiment dir>/clearer-searches/param-<parameter id>``: NNI runs a trial again under the same
+    parameter id (``nnictl resume``), but not always under the same trial id or in the same trial folder
+    (a trial that cannot be re-created where it ran gets new ones). Without an experiment folder above
+    ``output_dir`` or without a parameter id: ``output_dir/search``, found by no other run.
+    """
+    out_root = Path(output_dir).resolve()
+    expdir = experiment_dir(out_root, experiment_id)
+    if expdir is None or parameter_id is None or isinstance(parameter_id, bool):
+        return out_root / "search", False
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(parameter_id))
+    return expdir / SEARCHES / f"param-{name}", True
+
+
+def default_checkpoint_every(steps: int) -> int:
+    """Checkpoint interval of a trial that was given none: about ten a search, at most every 100 steps."""
+    return max(1, min(100, int(steps) // 10))
+
+
+@dataclasses.dataclass
+class SearchPlan:
+    """What a trial does with its search folder: ``fresh`` (search from step 0, replacing what is there),
+    ``resume`` (continue from the checkpoint of ``step``) or ``published`` (the search had finished:
+    report its result)."""
+
+    action: str
+    step: int | None = None
+    checkpoint: Path | None = None
+    note: str = ""
+    #: log rows (intermediate results) the checkpoint holds
+    rows: int = 0
+
+
+#: Genotype metadata that must match the trial's explicit settings for a finished search to count.
+_META = ("lambda_arch", "lambda_comp", "steps", "warmup_steps", "batch_size", "patch_size", "seed", "mixing",
+         "cost_metric", "log_base", "arch_eval_mode")
+
+
+def plan_search(out: Path, cfg: Any, explicit: set[str]) -> SearchPlan:
+    """Look at a trial's search folder ``out`` (and its staging folder ``.<out>.partial``): a published
+    result with settings matching ``cfg`` → ``published``; else a complete checkpoint saved with the same
+    explicit settings → ``resume``; else ``fresh``. Never raises on what it finds (a torn checkpoint is
+    skipped with a warning, an unreadable genotype means searching again)."""
+    from ..nas.genotype import Genotype
+    from ..resume import CheckpointStore
+    from ..runtime import staging_dir
+    from ..search import _RESUME_FREE, _STATE_FORMAT
+
+    genotype = Path(out) / "genotype.json"
+    if genotype.is_file():
+        try:
+            meta = dict(Genotype.load(genotype).metadata or {})
+            clash = [k for k in _META if k in explicit and k in meta and meta[k] != getattr(cfg, k)]
+        except (OSError, ValueError) as exc:
+            meta, clash = {}, [f"unreadable: {exc}"]
+        if not clash and _finite(meta.get("val_psnr_derived")) is not None:
+            return SearchPlan("published", note=f"{genotype} exists")
+        note = f"{genotype} is not this trial's result ({', '.join(clash) or 'no derived PSNR'}): searching again"
+    else:
+        note = ""
+    found = CheckpointStore(staging_dir(out) / "checkpoints", _STATE_FORMAT).latest()
+    if found is not None:
+        path, state = found
+        saved = state.get("config") or {}
+        clash = sorted(k for k in set(explicit) - _RESUME_FREE if k in saved and saved[k] != getattr(cfg, k))
+        if not clash:
+            return SearchPlan("resume", int(state["step"]), path, note, len(state.get("log") or []))
+        note = (note + "; " if note else "") + f"{path} was saved with other settings {clash}: searching again"
+    return SearchPlan("fresh", note=note)
+
+
+def final_metric(meta: Mapping[str, Any], genotype_path: Path) -> dict[str, Any]:
+    """The final result a trial reports, from its genotype's metadata."""
+    derived = _finite(meta.get("val_psnr_derived"))
+    if derived is None:
+        raise RuntimeError(f"the derived network's validation PSNR is not finite ({meta.get('val_psnr_derived')})")
+    return {"default": derived, "supernet_psnr": _finite(meta.get("val_psnr_supernet")),
+            "params": int(meta.get("params_derived", 0)), "genotype": str(Path(genotype_path).resolve()),
+            "search_seconds": _finite(meta.get("search_seconds")),
+            "lambda_arch": _finite(meta.get("lambda_arch")), "lambda_comp": _finite(meta.get("lambda_comp"))}
+
+
+def _link_search(out_root: Path, target: Path) -> None:
+    """``out_root/search`` → ``target`` (a relative symbolic link), replacing an older link; best effort."""
+    link = out_root / "search"
+    try:
+        if link.is_symlink():
+            link.unlink()
+        elif link.exists():
+            return  # a real folder (an older trial layout): leave it
+        link.symlink_to(os.path.relpath(target, out_root), target_is_directory=True)
+    except OSError as exc:
+        print(f"warning: could not link {link} to {target} ({exc}); clearer_trial.json says where the search is",
+              file=sys.stderr, flush=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def _run(argv: Sequence[str] | None) -> int:
-    from ..search import config_from_args, run_search
+    from ..archs.space import load_space_file
+    from ..runtime import atomic_write_text
+    from ..search import config_from_args, resolve_space_path, run_search
 
     cfg, explicit = config_from_args(argv)
     reporter = TrialReporter()  # captured now, before anything else runs
@@ -224,42 +360,73 @@ def _run(argv: Sequence[str] | None) -> int:
           f"parameters {json.dumps(params, sort_keys=True)}", flush=True)
     cfg, explicit = apply_parameters(cfg, explicit, params)
 
+    plan = SearchPlan("fresh")
+    out_root = None
     if reporter.standalone:
-        out_root = Path(cfg.out if "out" in explicit else "runs/trial")
-        cfg = dataclasses.replace(cfg, out=str(out_root), progress=False)
+        out = Path(cfg.out if "out" in explicit else "runs/trial")
+        cfg = dataclasses.replace(cfg, out=str(out), progress=False)
     else:
         out_root = Path(os.environ.get("NNI_OUTPUT_DIR") or ".").resolve()
-        cfg = dataclasses.replace(cfg, out=str(out_root / "search"), overwrite=True, progress=False)
+        out, shared = search_folder(out_root, reporter.experiment_id, reporter.parameter_id)
+        if "checkpoint_every" not in explicit:  # the space file's interval, else about ten a search
+            _space, defaults = load_space_file(resolve_space_path(cfg.space))
+            steps = cfg.steps if "steps" in explicit else defaults.get("steps", cfg.steps)
+            every = defaults.get("checkpoint_every",
+                                 default_checkpoint_every(steps if isinstance(steps, int) else 1000))
+            cfg, explicit = dataclasses.replace(cfg, checkpoint_every=every), explicit | {"checkpoint_every"}
+        cfg = dataclasses.replace(cfg, out=str(out), overwrite=True, progress=False, resume=False)
+        explicit = explicit - {"resume"}
+        if shared:
+            plan = plan_search(out, cfg, explicit)
+        if plan.note:
+            print(f"note: {plan.note}", flush=True)
+        if plan.action == "resume":
+            print(f"resuming the search of parameter id {reporter.parameter_id} from step {plan.step} "
+                  f"({plan.checkpoint})", flush=True)
+            cfg = dataclasses.replace(cfg, resume=True)
+            reporter.sequence = plan.rows  # intermediate results go on where the checkpoint's log ends
 
-    record = {"trial_id": reporter.trial_id, "experiment_id": reporter.experiment_id,
-              "parameter_id": reporter.parameter_id, "parameters": params, "argv": list(argv or sys.argv[1:]),
-              "config": dataclasses.asdict(cfg), "explicit": sorted(explicit), "started": time.time()}
-    if not reporter.standalone:
+    record: dict[str, Any] = {
+        "trial_id": reporter.trial_id, "experiment_id": reporter.experiment_id,
+        "parameter_id": reporter.parameter_id, "parameters": params, "argv": list(argv or sys.argv[1:]),
+        "config": dataclasses.asdict(cfg), "explicit": sorted(explicit), "started": time.time(),
+        "search_dir": str(out), "action": plan.action, "resumed_from_step": plan.step}
+    if out_root is not None:
+        expdir = experiment_dir(out_root, reporter.experiment_id)
+        if expdir is not None and Path(out).is_relative_to(expdir):
+            record["search_dir_in_experiment"] = Path(out).relative_to(expdir).as_posix()
         out_root.mkdir(parents=True, exist_ok=True)
-        (out_root / "clearer_trial.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        earlier = _read_json(out_root / "clearer_trial.json")
+        record["earlier_runs"] = [*earlier.pop("earlier_runs", []), earlier] if earlier else []
+        atomic_write_text(out_root / "clearer_trial.json", json.dumps(record, indent=2) + "\n")
+        if Path(out) != out_root / "search":
+            _link_search(out_root, Path(out))
 
-    def on_log(row: dict[str, float]) -> None:
-        psnr = _finite(row.get("val_psnr"))
-        print(f"step {int(row['step'])}: val PSNR {row.get('val_psnr'):.3f} dB, L_Arch {row.get('loss_arch'):.4f}, "
-              f"{row.get('seconds')} s", flush=True)
-        if psnr is None:
-            print(f"warning: step {row['step']}: validation PSNR is not finite; intermediate result skipped",
-                  file=sys.stderr, flush=True)
-            return
-        reporter.intermediate({"default": psnr, "alpha_entropy": _finite(row.get("loss_arch")),
-                               "step": int(row["step"])})
+    if plan.action == "published":
+        from ..nas.genotype import Genotype
 
-    result = run_search(cfg, explicit, on_log=on_log)
-    meta = result.genotype.metadata
-    derived = _finite(meta.get("val_psnr_derived", result.derived_psnr))
-    if derived is None:
-        raise RuntimeError(f"the derived network's validation PSNR is not finite ({meta.get('val_psnr_derived')})")
-    final = {"default": derived, "supernet_psnr": _finite(result.supernet_psnr),
-             "params": int(meta.get("params_derived", 0)), "genotype": str(result.genotype_path.resolve()),
-             "search_seconds": _finite(meta.get("search_seconds", result.seconds)),
-             "lambda_arch": _finite(meta.get("lambda_arch")), "lambda_comp": _finite(meta.get("lambda_comp"))}
+        genotype_path = Path(out) / "genotype.json"
+        final = final_metric(Genotype.load(genotype_path).metadata, genotype_path)
+        print(f"this parameter id's search had already finished ({genotype_path}): reporting its result again, "
+              "not searching", flush=True)
+    else:
+        def on_log(row: dict[str, float]) -> None:
+            psnr = _finite(row.get("val_psnr"))
+            print(f"step {int(row['step'])}: val PSNR {row.get('val_psnr'):.3f} dB, L_Arch {row.get('loss_arch'):.4f}, "
+                  f"{row.get('seconds')} s", flush=True)
+            if psnr is None:
+                print(f"warning: step {row['step']}: validation PSNR is not finite; intermediate result skipped",
+                      file=sys.stderr, flush=True)
+                return
+            reporter.intermediate({"default": psnr, "alpha_entropy": _finite(row.get("loss_arch")),
+                                   "step": int(row["step"])})
+
+        result = run_search(cfg, explicit, on_log=on_log)
+        meta = {"val_psnr_derived": result.derived_psnr, "val_psnr_supernet": result.supernet_psnr,
+                "search_seconds": result.seconds, **result.genotype.metadata}
+        final = final_metric(meta, result.genotype_path)
     reporter.final(final)
-    print(f"final: derived-network val PSNR {derived:.3f} dB, {final['params']} parameters, "
+    print(f"final: derived-network val PSNR {final['default']:.3f} dB, {final['params']} parameters, "
           f"genotype {final['genotype']}", flush=True)
     return 0
 
