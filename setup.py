@@ -22,6 +22,7 @@ setup(
         "PyYAML>=6.0",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # bm3d: only for benchmarks/quality.py --bm3d (its licence is non-commercial: never a dependency)
+    extras_require={"test": ["pytest>=7"], "bm3d": ["bm3d"]},
     entry_points={"console_scripts": ["clearer-nni=clearer_nni.cli:main"]},
 )
