@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import fcntl
 import logging
 import random
 import statistics
@@ -226,10 +227,10 @@ def read_rows(out: Path) -> list[dict[str, Any]]:
 
 def append_row(out: Path, row: dict[str, Any]) -> None:
     path = out / f"seed{row['seed']}.csv"
-    new = not path.exists()
     with path.open("a", newline="", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # processes sharing a seed (different --networks) append safely
         writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
+        if f.tell() == 0:
             writer.writeheader()
         writer.writerow({k: row.get(k, "") for k in FIELDS})
     print(f"seed {row['seed']} {row['network']}: " + ", ".join(f"{k} {row[k]}" for k in FIELDS[2:] if k in row),
@@ -274,7 +275,8 @@ def _mean_sd(values: Sequence[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {sd:.2f}"
 
 
-def summarise(rows: list[dict[str, Any]], budget: Budget, bm3d_row: dict[str, Any] | None) -> tuple[str, dict]:
+def summarise(rows: list[dict[str, Any]], budget: Budget, bm3d_row: dict[str, Any] | None,
+              out: Path) -> tuple[str, dict]:
     """The Markdown body: one row per network (mean ± sd over seeds), the targets, per-seed facts."""
     seeds = sorted({int(r["seed"]) for r in rows})
     by = {(int(r["seed"]), r["network"]): r for r in rows}
@@ -319,10 +321,32 @@ def summarise(rows: list[dict[str, Any]], budget: Budget, bm3d_row: dict[str, An
                 ["comparison", "test set", "gap dB (mean ± sd)", "per seed", "target"], target_lines)
     codes = [f"seed {s}: {n} {by[(s, n)]['genotype']}" for n in names if n.startswith("searched")
              for s in seeds if (s, n) in by]
-    fixed = {n: r["genotype"] for (s, n), r in by.items() if n.startswith(("random", "all-", "dncnn"))}
+    fixed: dict[str, list[str]] = {}
+    for (_, n), r in sorted(by.items()):
+        if n.startswith(("random", "all-", "dncnn")) and r["genotype"] not in fixed.setdefault(n, []):
+            fixed[n].append(r["genotype"])  # DnCNN-style: the width follows each seed's searched network
     body += "\n\nGenotypes (P = parallel, F = fusion, cells separated by |): " + "; ".join(codes) + "; " + \
-        "; ".join(f"{n} {c}" for n, c in sorted(fixed.items())) + "."
+        "; ".join(f"{n} {' / '.join(c)}" for n, c in sorted(fixed.items())) + "."
+    body += "\n\n" + search_table(out)
     return body, gaps
+
+
+def search_table(out: Path) -> str:
+    """How far each search moved α: softmax(α) of the fusion candidate per column, |p - 0.5| (0 = undecided)."""
+    import json
+
+    lines = []
+    for path in sorted(out.glob("search-*/genotype.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        far = [abs(p["fusion"] - 0.5) for p in doc["alpha"].values()]
+        meta = doc["metadata"]
+        lines.append([path.parent.name, f"{max(far):.3f}", f"{statistics.fmean(far):.3f}",
+                      f"{meta['val_psnr_supernet']:.2f}", f"{meta['val_psnr_derived']:.2f}",
+                      f"{meta['search_seconds']:.0f}"])
+    return ("Searches: how far α moved (abs(p - 0.5) of each column's softmax, 0 = undecided, 0.5 = certain), and the "
+            "validation PSNR of the super-network and of the derived network with inherited weights "
+            "(BatchNorm re-estimated):\n\n" + table(["search", "max abs(p - 0.5)", "mean abs(p - 0.5)",
+                                                         "super-net dB", "derived dB", "seconds"], lines))
 
 
 def network_names(rows: list[dict[str, Any]]) -> list[str]:
@@ -420,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = read_rows(out)
     if not rows:
         raise SystemExit(f"error: no rows in {out}")
-    body, _ = summarise(rows, budget, bm3d_row)
+    body, _ = summarise(rows, budget, bm3d_row, out)
     img = _results.REPO / "docs" / "img" / "quality-equal-budget.png" if not ns.no_append else out / "quality.png"
     plot(rows, img, bm3d_row)
     n_img = {k: len(v) for k, v in pairs.items()}
