@@ -606,17 +606,23 @@ def test_export_and_report_use_the_parameters_a_trial_ran_with(tmp_path):
     assert "Trials tA, tB, tC ran with other parameters" in write_report(expdir, tmp_path / "rep")["md"].read_text()
 
 
-def test_export_finds_trials_of_a_moved_experiment_folder(tmp_path):
-    expdir = _record_experiment(tmp_path / "new", moved_from="/somewhere/else/nni-experiments")
-    # genotype paths in the metrics point at the old place too: rewrite them to a missing folder
+def _move_final_genotypes(expdir, path, trial=None):
+    """Point the FINAL metrics' genotype paths (of ``trial``, or all) at ``path``."""
     con = sqlite3.connect(expdir / "db" / "nni.sqlite")
-    rows = con.execute("SELECT rowid, data FROM MetricData WHERE type='FINAL'").fetchall()
+    where = "type='FINAL'" + (" AND trialJobId=?" if trial else "")
+    rows = con.execute(f"SELECT rowid, data FROM MetricData WHERE {where}", (trial,) if trial else ()).fetchall()
     for rowid, data in rows:
         value = json.loads(json.loads(data))
-        value["genotype"] = "/somewhere/else/genotype.json"
+        value["genotype"] = path
         con.execute("UPDATE MetricData SET data=? WHERE rowid=?", (_metric_data(value), rowid))
     con.commit()
     con.close()
+
+
+def test_export_finds_trials_of_a_moved_experiment_folder(tmp_path):
+    expdir = _record_experiment(tmp_path / "new", moved_from="/somewhere/else/nni-experiments")
+    # genotype paths in the metrics point at the old place too: rewrite them to a missing folder
+    _move_final_genotypes(expdir, "/somewhere/else/genotype.json")
     trials = load_trials(find_experiment_dir(expdir))
     assert all(t.folder is not None and t.folder.is_relative_to(expdir) for t in trials)
     assert best_trial(trials).genotype_path == expdir / "environments/local-env/trials/tB/search/genotype.json"
@@ -632,14 +638,7 @@ def test_export_finds_a_search_by_the_trials_record_without_its_link(tmp_path):
     (trial_b / "clearer_trial.json").write_text(json.dumps({
         "parameter_id": 1, "parameters": {"lambdas": [0.01, 0.0], "seed": 0},
         "search_dir": "/moved/away/clearer-searches/param-1", "search_dir_in_experiment": f"{SEARCHES}/param-1"}))
-    con = sqlite3.connect(expdir / "db" / "nni.sqlite")
-    rows = con.execute("SELECT rowid, data FROM MetricData WHERE type='FINAL' AND trialJobId='tB'").fetchall()
-    for rowid, data in rows:
-        value = json.loads(json.loads(data))
-        value["genotype"] = "/moved/away/clearer-searches/param-1/genotype.json"
-        con.execute("UPDATE MetricData SET data=? WHERE rowid=?", (_metric_data(value), rowid))
-    con.commit()
-    con.close()
+    _move_final_genotypes(expdir, "/moved/away/clearer-searches/param-1/genotype.json", trial="tB")
     best = best_trial(load_trials(expdir))
     assert best.trial_id == "tB" and best.genotype_path == expdir / SEARCHES / "param-1" / "genotype.json"
 

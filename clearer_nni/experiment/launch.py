@@ -491,23 +491,23 @@ def _warn_concurrency(config: str | Path) -> None:
         pass
 
 
-def _cmd_run(ns: argparse.Namespace) -> int:
-    workdir = None if ns.keep_home else ns.workdir
-    port = pick_port(ns.port)
+def _launch_settings(ns: argparse.Namespace) -> tuple[str | None, int]:
+    """The work folder and port of ``run`` and ``resume``; warns about ``--public``."""
     if ns.public:
         print("warning: --public: the web UI and REST API (which can stop the experiment and change its "
               "settings) listen on every network interface, without authentication", file=sys.stderr)
+    return (None if ns.keep_home else ns.workdir), pick_port(ns.port)
+
+
+def _cmd_run(ns: argparse.Namespace) -> int:
+    workdir, port = _launch_settings(ns)
     _warn_concurrency(ns.config)
     exp_id = create_experiment(ns.config, port, workdir, public=ns.public, debug=ns.debug)
     return _started(exp_id, port, workdir, ns, "started")
 
 
 def _cmd_resume(ns: argparse.Namespace) -> int:
-    workdir = None if ns.keep_home else ns.workdir
-    port = pick_port(ns.port)
-    if ns.public:
-        print("warning: --public: the web UI and REST API (which can stop the experiment and change its "
-              "settings) listen on every network interface, without authentication", file=sys.stderr)
+    workdir, port = _launch_settings(ns)
     exp_id = resume_experiment(ns.experiment_id, port, workdir, public=ns.public, debug=ns.debug)
     return _started(exp_id, port, workdir, ns, "resumed")
 
