@@ -305,7 +305,8 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
         seconds = time.time() - start
         genotype = Genotype(space_cfg, dict(choices), probs, {})
         genotype.metadata = {
-            "lambda_arch": cfg.lambda_arch, "lambda_comp": cfg.lambda_comp, "cost_metric": cfg.cost_metric,
+            "lambda_arch": cfg.lambda_arch, "lambda_comp": cfg.lambda_comp, "arch_lr": cfg.arch_lr, "lr": cfg.lr,
+            "cost_metric": cfg.cost_metric,
             "log_base": cfg.log_base, "mixing": cfg.mixing, "arch_eval_mode": cfg.arch_eval_mode,
             "degradation": degradation.describe(), "steps": cfg.steps, "warmup_steps": cfg.warmup_steps,
             "batch_size": cfg.batch_size, "patch_size": cfg.patch_size, "seed": cfg.seed,
