@@ -123,16 +123,6 @@ def fixed_genotypes(space: Any) -> dict[str, Any]:
     return out
 
 
-def genotype_code(genotype: Any) -> str:
-    """``FPFF|FFPF|PFFP``: one letter per column, cells separated."""
-    letters = [genotype.choices[label][0].upper() for label in genotype.space.labels]
-    cuts, pos = [], 0
-    for n in genotype.space.columns:
-        cuts.append("".join(letters[pos:pos + n]))
-        pos += n
-    return "|".join(cuts)
-
-
 # -- the stages -----------------------------------------------------------------------------------
 
 def search(budget: Budget, seed: int, out: Path, data_root: str | None) -> Any:
@@ -154,21 +144,21 @@ def search(budget: Budget, seed: int, out: Path, data_root: str | None) -> Any:
     return run_search(cfg, explicit).genotype
 
 
-def train(network: torch.nn.Module, budget: Budget, seed: int, data_root: str | None,
+def train(network: torch.nn.Module, budget: Budget, seed: int, data: tuple[Any, Any],
           lr: float | None = None) -> dict[str, Any]:
-    """Train ``network`` from scratch with the budget; load its best validation state; the facts."""
-
-    from clearer_nni.data import GaussianNoise, load_dataset, make_loader
+    """Train ``network`` from scratch with the budget on ``data`` (the held-out split's train and val
+    sets); load its best validation state; the facts."""
+    from clearer_nni.data import GaussianNoise, make_loader
     from clearer_nni.data.patches import PatchDataset
     from clearer_nni.models.restoration import RETRAIN, RestorationModule
     from clearer_nni.retrain import RetrainConfig, Validator, fit_network, validation_batches
+    from clearer_nni.runtime import lightning_accelerator
 
     cfg = RetrainConfig(genotype="-", steps=budget.steps, batch_size=budget.batch_size,
                         patch_size=budget.patch_size, lr=lr or budget.lr, seed=seed, val_every=budget.val_every,
                         val_patches=budget.val_patches, progress=False)
     noise = GaussianNoise(budget.sigma)
-    train_set = load_dataset(SPLIT_NAME, "train", root=data_root)
-    val_set = load_dataset(SPLIT_NAME, "val", root=data_root)
+    train_set, val_set = data
     val_batches, _ = validation_batches(val_set, cfg, noise)
     loader = make_loader(PatchDataset(train_set, cfg.patch_size, noise, length=cfg.steps * cfg.batch_size,
                                       seed=seed), cfg.batch_size)
@@ -176,7 +166,7 @@ def train(network: torch.nn.Module, budget: Budget, seed: int, data_root: str | 
     module.set_model(network)
     validator = Validator(val_batches, cfg.val_every, cfg.steps)
     start = time.time()
-    fit_network(cfg, "cpu" if not torch.cuda.is_available() else "gpu", module, loader, [validator])
+    fit_network(cfg, lightning_accelerator("auto"), module, loader, [validator])
     seconds = time.time() - start
     network.load_state_dict(validator.best_state)
     return {"train_seconds": round(seconds, 1), "best_val_psnr": round(validator.best_psnr, 4),
@@ -191,8 +181,7 @@ def score(restore: Callable[[Any], Any] | torch.nn.Module, pairs: dict[str, list
     facts = {}
     for name, data in pairs.items():
         if isinstance(restore, torch.nn.Module):
-            frame = evaluate_model(restore.to("cuda" if torch.cuda.is_available() else "cpu"), data,
-                                   device="auto")
+            frame = evaluate_model(restore, data, device="auto")
             psnr, ssim = frame["psnr"].mean(), frame["ssim"].mean()
         else:
             values = [score_pair(restore(degraded), clean) for degraded, clean, _ in data]
@@ -248,8 +237,11 @@ def run_seed(budget: Budget, seed: int, out: Path, data_root: str | None, pairs:
     todo = [n for n in todo if n not in done]
     if not todo:
         return
+    from clearer_nni.data import load_dataset
+
     space, _ = load_space_file(resolve_space_path(budget.space))
     searched = search(budget, seed, out, data_root)
+    data = (load_dataset(SPLIT_NAME, "train", root=data_root), load_dataset(SPLIT_NAME, "val", root=data_root))
     genotypes = {budget.searched: searched, **fixed_genotypes(space)}
     target_params = count_parameters(searched.build())
     for name in todo:
@@ -259,9 +251,9 @@ def run_seed(budget: Budget, seed: int, out: Path, data_root: str | None, pairs:
             network = plain_cnn_for_params(target_params, 17, space.in_channels, space.out_channels)
             code, lr = f"depth 17, width {network.width}", DNCNN_LR if name.endswith("lr1e-3") else None
         else:
-            network, code = genotypes[name].build(), genotype_code(genotypes[name])
+            network, code = genotypes[name].build(), genotypes[name].code()
         row = {"seed": seed, "network": name, "params": count_parameters(network), "genotype": code}
-        row.update(train(network, budget, seed, data_root, lr))
+        row.update(train(network, budget, seed, data, lr))
         row.update(score(network.eval(), pairs))
         append_row(out, row)
 

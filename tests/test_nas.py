@@ -219,3 +219,11 @@ def test_derived_evaluation_recalibrates_batchnorm_and_restores_everything(tiny_
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # α and BN statistics put back
     assert bn.momentum == 0.1
+
+
+def test_genotype_code_and_summary_list_the_choices_cell_by_cell():
+    space = SpaceConfig(channels=(4, 8, 16), columns=(3, 1))
+    g = Genotype(space, {"cell1.col1": "fusion", "cell1.col2": "parallel", "cell1.col3": "fusion",
+                         "cell2.col1": "parallel"})
+    assert g.code() == "FPF|P"
+    assert g.summary() == "cell1: F P F\ncell2: P"

@@ -28,10 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["TrialRecord", "ExperimentNotFound", "find_experiment_dir", "load_trials", "best_trial",
-           "export_genotype", "main"]
+__all__ = ["TrialRecord", "ExperimentNotFound", "finite_or_none", "find_experiment_dir", "load_trials",
+           "best_trial", "export_genotype", "main"]
 
 DEFAULT_WORKDIR = "runs/nni"
+
+
+def finite_or_none(x: Any) -> float | None:
+    """``x`` as a float when it is a finite number (metrics as NNI stores them), else None."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 class ExperimentNotFound(FileNotFoundError):
@@ -66,13 +75,7 @@ class TrialRecord:
     @property
     def score(self) -> float | None:
         """The final ``default`` metric, when finite."""
-        if not self.final:
-            return None
-        try:
-            value = float(self.final.get("default"))
-        except (TypeError, ValueError):
-            return None
-        return value if math.isfinite(value) else None
+        return finite_or_none(self.final.get("default")) if self.final else None
 
 
 def _candidates(id_or_dir: str, workdir: str | Path | None) -> list[Path]:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .export import DEFAULT_WORKDIR, TrialRecord, find_experiment_dir, load_trials
+from .export import DEFAULT_WORKDIR, TrialRecord, find_experiment_dir, finite_or_none, load_trials
 
 __all__ = ["trial_table", "pareto_front", "to_markdown", "plot_pareto", "write_report", "main"]
 
@@ -34,14 +34,6 @@ _PSNR_NOTE = ("PSNR: final 'default' metric of each trial = the derived network'
               "fixed validation patches, with weights inherited from the super-network and BatchNorm statistics re-estimated (not retrained; the "
               "paper's Table 5 is BSD500 test PSNR after retraining).")
 _SSIM_NOTE = "SSIM: not recorded by these trials (the search measures PSNR only); column omitted."
-
-
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _metadata(rec: TrialRecord) -> dict[str, Any]:
@@ -55,7 +47,7 @@ def _metadata(rec: TrialRecord) -> dict[str, Any]:
 
 def _first(*values: Any) -> float | None:
     for v in values:
-        n = _num(v)
+        n = finite_or_none(v)
         if n is not None:
             return n
     return None
@@ -100,7 +92,7 @@ def pareto_front(df) -> list[int]:
     """Row labels of the Pareto-optimal trials: no other trial has fewer-or-equal parameters and
     higher-or-equal PSNR with one of them strictly better."""
     pts = [(i, r["params (M)"], r["PSNR (dB)"]) for i, r in df.iterrows()
-           if _num(r.get("params (M)")) is not None and _num(r.get("PSNR (dB)")) is not None]
+           if finite_or_none(r.get("params (M)")) is not None and finite_or_none(r.get("PSNR (dB)")) is not None]
     front = []
     for i, p, q in pts:
         dominated = any(p2 <= p and q2 >= q and (p2 < p or q2 > q) for j, p2, q2 in pts if j != i)

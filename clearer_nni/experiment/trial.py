@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .export import finite_or_none
+
 __all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "SEARCHES", "TrialReporter", "apply_parameters", "experiment_dir",
            "search_folder", "SearchPlan", "plan_search", "default_checkpoint_every", "final_metric", "main"]
 
@@ -215,14 +217,6 @@ def apply_parameters(cfg: Any, explicit: set[str], params: Mapping[str, Any]) ->
     return cfg, set(explicit) | (set(changes) - {"space"})
 
 
-def _finite(x: Any) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _restore_home() -> None:
     """``python -m clearer_nni.experiment run`` points NNI's HOME at its work folder; give the search the
     user's own HOME back (caches, ``~/.cache/clearer_nni/data``)."""
@@ -299,7 +293,7 @@ def plan_search(out: Path, cfg: Any, explicit: set[str]) -> SearchPlan:
             clash = [k for k in _META if k in explicit and k in meta and meta[k] != getattr(cfg, k)]
         except (OSError, ValueError) as exc:
             meta, clash = {}, [f"unreadable: {exc}"]
-        if not clash and _finite(meta.get("val_psnr_derived")) is not None:
+        if not clash and finite_or_none(meta.get("val_psnr_derived")) is not None:
             return SearchPlan("published", note=f"{genotype} exists")
         note = f"{genotype} is not this trial's result ({', '.join(clash) or 'no derived PSNR'}): searching again"
     else:
@@ -317,13 +311,13 @@ def plan_search(out: Path, cfg: Any, explicit: set[str]) -> SearchPlan:
 
 def final_metric(meta: Mapping[str, Any], genotype_path: Path) -> dict[str, Any]:
     """The final result a trial reports, from its genotype's metadata."""
-    derived = _finite(meta.get("val_psnr_derived"))
+    derived = finite_or_none(meta.get("val_psnr_derived"))
     if derived is None:
         raise RuntimeError(f"the derived network's validation PSNR is not finite ({meta.get('val_psnr_derived')})")
-    return {"default": derived, "supernet_psnr": _finite(meta.get("val_psnr_supernet")),
+    return {"default": derived, "supernet_psnr": finite_or_none(meta.get("val_psnr_supernet")),
             "params": int(meta.get("params_derived", 0)), "genotype": str(Path(genotype_path).resolve()),
-            "search_seconds": _finite(meta.get("search_seconds")),
-            "lambda_arch": _finite(meta.get("lambda_arch")), "lambda_comp": _finite(meta.get("lambda_comp"))}
+            "search_seconds": finite_or_none(meta.get("search_seconds")),
+            "lambda_arch": finite_or_none(meta.get("lambda_arch")), "lambda_comp": finite_or_none(meta.get("lambda_comp"))}
 
 
 def _link_search(out_root: Path, target: Path) -> None:
@@ -411,14 +405,14 @@ def _run(argv: Sequence[str] | None) -> int:
               "not searching", flush=True)
     else:
         def on_log(row: dict[str, float]) -> None:
-            psnr = _finite(row.get("val_psnr"))
+            psnr = finite_or_none(row.get("val_psnr"))
             print(f"step {int(row['step'])}: val PSNR {row.get('val_psnr'):.3f} dB, L_Arch {row.get('loss_arch'):.4f}, "
                   f"{row.get('seconds')} s", flush=True)
             if psnr is None:
                 print(f"warning: step {row['step']}: validation PSNR is not finite; intermediate result skipped",
                       file=sys.stderr, flush=True)
                 return
-            reporter.intermediate({"default": psnr, "alpha_entropy": _finite(row.get("loss_arch")),
+            reporter.intermediate({"default": psnr, "alpha_entropy": finite_or_none(row.get("loss_arch")),
                                    "step": int(row["step"])})
 
         result = run_search(cfg, explicit, on_log=on_log)

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import torch.nn as nn
 
-from ..archs.space import CANDIDATES, ClearerSpace, SpaceConfig, SpaceFileError
+from ..archs.space import CANDIDATES, ClearerSpace, SpaceConfig, SpaceFileError, column_label
 from ..runtime import atomic_write_text, software_versions  # noqa: F401 - re-exported
 
 __all__ = ["FORMAT", "VERSION", "Genotype", "GenotypeError", "check_header", "software_versions", "atomic_write_text"]
@@ -158,10 +158,15 @@ class Genotype:
         """How many columns chose each candidate."""
         return {name: sum(v == name for v in self.choices.values()) for name in CANDIDATES}
 
+    def _letters(self) -> list[list[str]]:
+        """Per cell, the initial of each column's choice (``P`` parallel, ``F`` fusion)."""
+        return [[self.choices[column_label(i, j)][0].upper() for j in range(1, n + 1)]
+                for i, n in enumerate(self.space.columns, start=1)]
+
     def summary(self) -> str:
         """One line per cell, e.g. ``cell1: F P F F``."""
-        rows = []
-        for i, n in enumerate(self.space.columns, start=1):
-            picks = [self.choices[f"cell{i}.col{j}"][0].upper() for j in range(1, n + 1)]
-            rows.append(f"cell{i}: " + " ".join(picks))
-        return "\n".join(rows)
+        return "\n".join(f"cell{i}: " + " ".join(picks) for i, picks in enumerate(self._letters(), start=1))
+
+    def code(self) -> str:
+        """The choices on one line, cells separated: ``FPFF|FFPF|PFFP``."""
+        return "|".join("".join(picks) for picks in self._letters())
