@@ -296,13 +296,18 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m clearer_nni.export",
                                 description="Write the genotype of an NNI experiment's best trial (largest final "
                                             "'default' = derived-network validation PSNR), or of --trial.")
-    p.add_argument("experiment", help="experiment id, or its folder (the one holding db/nni.sqlite)")
+    add_experiment_arguments(p)
     p.add_argument("--trial", help="this trial's genotype instead of the best one")
     p.add_argument("-o", "--output", default="genotype.json", help="output file [%(default)s]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    return p
+
+
+def add_experiment_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments naming an experiment (``export``, ``report``): its id or folder, and ``--workdir``."""
+    p.add_argument("experiment", help="experiment id, or its folder (the one holding db/nni.sqlite)")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR,
                    help="where an experiment id is looked for first: WORKDIR/nni-experiments/ID [%(default)s]")
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

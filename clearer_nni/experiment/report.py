@@ -26,7 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .export import DEFAULT_WORKDIR, TrialRecord, find_experiment_dir, finite_or_none, load_trials
+from .export import (DEFAULT_WORKDIR, TrialRecord, add_experiment_arguments, find_experiment_dir,
+                     finite_or_none, load_trials)
 
 __all__ = ["trial_table", "pareto_front", "to_markdown", "plot_pareto", "write_report", "main"]
 
@@ -201,10 +202,8 @@ def write_report(id_or_dir: str | Path, out: str | Path, workdir: str | Path | N
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m clearer_nni.report",
                                 description="Table-5-style table (CSV, Markdown) and Pareto plot of an NNI experiment.")
-    p.add_argument("experiment", help="experiment id, or its folder (the one holding db/nni.sqlite)")
+    add_experiment_arguments(p)
     p.add_argument("-o", "--out", required=True, help="output folder")
-    p.add_argument("--workdir", default=DEFAULT_WORKDIR,
-                   help="where an experiment id is looked for first: WORKDIR/nni-experiments/ID [%(default)s]")
     return p
 
 
