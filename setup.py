@@ -7,9 +7,12 @@ setup(
     description="CLEARER multi-scale neural architecture search for image restoration, as an NNI 3.0 plugin",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(include=["clearer_nni", "clearer_nni.*"]),
-    package_data={"clearer_nni": ["py.typed"]},
+    # space files, run recipes, NNI experiment files and the web server's loopback shim: found through
+    # the package (clearer_nni.bundled), so an installed wheel needs no repository
+    package_data={"clearer_nni": ["py.typed", "resources/search_spaces/*", "resources/recipes/*",
+                                  "resources/experiments/*", "experiment/loopback.js"]},
     install_requires=[
         "torch>=2.1",
         "nni==3.0",
@@ -21,6 +24,7 @@ setup(
         "matplotlib>=3.7",
         "PyYAML>=6.0",
         "tqdm>=4.60",
+        "psutil>=5.9",
     ],
     # bm3d: only for benchmarks/quality.py --bm3d (its licence is non-commercial: never a dependency)
     extras_require={"test": ["pytest>=7"], "bm3d": ["bm3d"]},

@@ -67,9 +67,8 @@ def _plain_step_seconds(threads: int, busy: bool, batch: int, patch: int, steps:
     """Median seconds of a forward/backward of the demo super-network with ``threads`` torch threads."""
     from clearer_nni.archs import ClearerSpace, load_space_file
     from clearer_nni.nas import ClearerDARTS, candidate_costs, normalise_costs
-    from clearer_nni.search import resolve_space_path
 
-    space_cfg, _ = load_space_file(resolve_space_path("demo"))
+    space_cfg = load_space_file("demo")
     net = ClearerDARTS(costs=normalise_costs(candidate_costs(space_cfg))).mutate_model(ClearerSpace(space_cfg))
     x = torch.rand(batch, space_cfg.in_channels, patch, patch)
     previous = torch.get_num_threads()

@@ -100,11 +100,9 @@ class HandNetwork(nn.Module):
 # -- shared setup -----------------------------------------------------------------------------------
 
 def _space(name: str) -> dict[str, Any]:
-    import yaml
+    from clearer_nni.archs.space import load_space_file
 
-    from clearer_nni.search import resolve_space_path
-
-    return yaml.safe_load(resolve_space_path(name).read_text(encoding="utf-8"))["space"]
+    return load_space_file(name).to_dict()
 
 
 def _choices(space: dict[str, Any]) -> list[list[str]]:

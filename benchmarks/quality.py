@@ -128,20 +128,20 @@ def fixed_genotypes(space: Any) -> dict[str, Any]:
 def search(budget: Budget, seed: int, out: Path, data_root: str | None) -> Any:
     """Run the search of ``seed`` into ``out/search-seed<N>`` (reused when already there); its genotype."""
     from clearer_nni.nas.genotype import Genotype
-    from clearer_nni.search import SearchConfig, run_search
+    from clearer_nni.config import resolve_search
+    from clearer_nni.search import run_search
 
     folder = out / (f"search-seed{seed}" if budget.arch_lr is None else f"search-alr{budget.arch_lr:g}-seed{seed}")
     if (folder / "genotype.json").is_file():
         return Genotype.load(folder / "genotype.json")
-    cfg = SearchConfig(space=budget.space, data=SPLIT_NAME, data_root=data_root, sigma=budget.sigma,
-                       steps=budget.search_steps, warmup_steps=budget.warmup_steps, batch_size=budget.search_batch,
-                       patch_size=budget.patch_size, seed=seed, val_patches=budget.val_patches, out=str(folder),
-                       overwrite=True, progress=False, save_supernet=False, checkpoint_every=0)
-    explicit = {"data", "data_root", "sigma", "steps", "warmup_steps", "batch_size", "patch_size", "seed",
-                "val_patches", "out", "overwrite", "progress", "save_supernet", "checkpoint_every"}
+    settings = dict(space=budget.space, data=SPLIT_NAME, data_root=data_root, sigma=budget.sigma,
+                    steps=budget.search_steps, warmup_steps=budget.warmup_steps, batch_size=budget.search_batch,
+                    patch_size=budget.patch_size, seed=seed, val_patches=budget.val_patches, out=str(folder),
+                    overwrite=True, progress=False, save_supernet=False, checkpoint_every=0)
     if budget.arch_lr is not None:
-        cfg, explicit = dataclasses.replace(cfg, arch_lr=budget.arch_lr), explicit | {"arch_lr"}
-    return run_search(cfg, explicit).genotype
+        settings["arch_lr"] = budget.arch_lr
+    # the space's recipe, then these settings (clearer_nni.config decides the precedence)
+    return run_search(resolve_search(settings)).genotype
 
 
 def train(network: torch.nn.Module, budget: Budget, seed: int, data: tuple[Any, Any],
@@ -151,7 +151,9 @@ def train(network: torch.nn.Module, budget: Budget, seed: int, data: tuple[Any, 
     from clearer_nni.data import GaussianNoise, make_loader
     from clearer_nni.data.patches import PatchDataset
     from clearer_nni.models.restoration import RETRAIN, RestorationModule
-    from clearer_nni.retrain import RetrainConfig, Validator, fit_network, validation_batches
+    from clearer_nni.config import RetrainConfig
+    from clearer_nni.training.fit import fit_network
+    from clearer_nni.training.validation import Validator, validation_batches
     from clearer_nni.runtime import lightning_accelerator
 
     cfg = RetrainConfig(genotype="-", steps=budget.steps, batch_size=budget.batch_size,
@@ -230,7 +232,6 @@ def run_seed(budget: Budget, seed: int, out: Path, data_root: str | None, pairs:
              networks: Sequence[str]) -> None:
     from clearer_nni.archs import count_parameters, plain_cnn_for_params
     from clearer_nni.archs.space import load_space_file
-    from clearer_nni.search import resolve_space_path
 
     done = {r["network"] for r in read_rows(out) if int(r["seed"]) == seed}
     todo = [budget.searched if n == "searched" else n for n in networks]
@@ -239,7 +240,7 @@ def run_seed(budget: Budget, seed: int, out: Path, data_root: str | None, pairs:
         return
     from clearer_nni.data import load_dataset
 
-    space, _ = load_space_file(resolve_space_path(budget.space))
+    space = load_space_file(budget.space)
     searched = search(budget, seed, out, data_root)
     data = (load_dataset(SPLIT_NAME, "train", root=data_root), load_dataset(SPLIT_NAME, "val", root=data_root))
     genotypes = {budget.searched: searched, **fixed_genotypes(space)}

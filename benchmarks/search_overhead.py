@@ -1,7 +1,7 @@
 """Benchmark 1, search overhead: one ClearerDARTS step (Lightning + NNI) against the same step in plain PyTorch.
 
 The ClearerDARTS step (architecture step with L_Arch and L_Comp, then the weight step) runs through
-:func:`clearer_nni.search.fit_supernet`. After each of its steps, a callback runs the plain-PyTorch
+:func:`clearer_nni.training.fit.fit_supernet`. After each of its steps, a callback runs the plain-PyTorch
 reference step on a second copy of the same super-network (same weights at the start, same fixed
 batches): α forward/backward(inputs=α) + Adam, then weights forward/backward + clip + SGD + cosine,
 no Lightning in the path. So the two alternate A B A B in one process, and the ratio of each pair is
@@ -120,11 +120,11 @@ def run_variant(setting: str, variant: str, warmup: int, steps: int, data: str =
     from clearer_nni.archs import ClearerSpace, load_space_file
     from clearer_nni.models.restoration import SEARCH_WEIGHTS, RestorationModule
     from clearer_nni.nas import ClearerDARTS, candidate_costs, normalise_costs
-    from clearer_nni.search import fit_supernet, resolve_space_path
+    from clearer_nni.training.fit import fit_supernet
 
     space_name, default_batch, default_patch = SETTINGS[setting]
     batch, patch = batch or default_batch, patch or default_patch
-    space_cfg, _ = load_space_file(resolve_space_path(space_name))
+    space_cfg = load_space_file(space_name)
     total = warmup + steps
     train, val = (_fixed_batch(space_cfg, data, s, batch, patch, seed) for s, seed in (("train", 0), ("val", 1)))
     costs = normalise_costs(candidate_costs(space_cfg, "params", patch))

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .runtime import THREADS_HELP, prepare_out, publish, resolve_device, set_threads
+from .config import THREADS_HELP
+from .runtime import prepare_out, publish, resolve_device, set_threads
 
 __all__ = ["PROTOCOLS", "PAPER_CROP", "LeakError", "EvalConfig", "EvalResult", "protocol_pairs",
            "check_unseen", "evaluate_model", "format_summary", "run_evaluate", "main"]
@@ -213,7 +214,7 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
 
     import pandas as pd
 
-    from .checkpoint import data_seen, load_checkpoint
+    from .training.checkpoint import data_seen, load_checkpoint
     from .data import load_dataset
     from .metrics import ssim_implementation
     from .runtime import atomic_write_text

@@ -20,13 +20,10 @@ from typing import Sequence
 
 __all__ = ["main"]
 
-_REPO = Path(__file__).resolve().parents[1]
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m clearer_nni.quickstart", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="clearer-nni demo", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", default=str(_REPO / "experiments" / "denoise.yml"), help="NNI experiment file")
+    p.add_argument("--config", default="denoise", help="NNI experiment file, or a shipped name")
     p.add_argument("--out", default="runs/quickstart", help="output folder")
     p.add_argument("--port", type=int, default=None, help="web UI port (default: 8080, or a free one)")
     p.add_argument("--timeout", type=float, default=1800, help="give the experiment at most this many seconds")
@@ -42,13 +39,13 @@ def _step(n: int, text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from .cli import run_cli
 
-    ns = _parser().parse_args(argv)
-
     def _run() -> int:
+        ns = _parser().parse_args(argv)
         from .evaluate import EvalConfig, format_summary, run_evaluate
         from .experiment.export import export_genotype
-        from .experiment.launch import (TERMINAL_TRIAL_STATUSES, create_experiment, pick_port,
-                                        rest_get, stop_experiment, trial_metric, wait_for_experiment)
+        from .bundled import experiment_path
+        from .experiment.nnictl import create_experiment, stop_experiment
+        from .experiment.rest import TERMINAL_TRIAL_STATUSES, pick_port, rest_get, trial_metric, wait_for_experiment
         from .experiment.report import write_report
         from .retrain import RetrainConfig, run_retrain
 
@@ -59,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         _step(1, f"NNI experiment {ns.config}")
         port = pick_port(ns.port)
-        exp_id = create_experiment(ns.config, port, workdir)
+        exp_id = create_experiment(experiment_path(ns.config), port, workdir)
         print(f"experiment {exp_id}: web UI http://127.0.0.1:{port}/oview (trials: /detail) while it runs",
               flush=True)
         try:

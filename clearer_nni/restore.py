@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .runtime import THREADS_HELP, resolve_device, set_threads
+from .config import THREADS_HELP
+from .runtime import resolve_device, set_threads
 
 __all__ = ["CONVERSIONS", "RestoreConfig", "RestoreResult", "tile_starts", "blend_window", "restore_array",
            "restore_file", "run_restore", "main"]
@@ -235,7 +236,7 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
     """Restore ``cfg.input`` (a file or a folder of images) into ``cfg.output``."""
     from tqdm import tqdm
 
-    from .checkpoint import load_checkpoint
+    from .training.checkpoint import load_checkpoint
 
     cfg.validate()
     set_threads(cfg.threads)

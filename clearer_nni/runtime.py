@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["resolve_device", "lightning_accelerator", "THREADS_HELP", "set_threads", "staging_dir", "prepare_out",
+__all__ = ["resolve_device", "lightning_accelerator", "set_threads", "staging_dir", "check_out", "prepare_out",
            "publish", "atomic_write", "atomic_write_text", "atomic_save", "software_versions"]
 
 
@@ -37,11 +37,6 @@ def resolve_device(name: str | torch.device) -> torch.device:
 def lightning_accelerator(name: str) -> str:
     """Lightning's accelerator name (``cpu`` or ``gpu``) for a ``--device`` value."""
     return "gpu" if resolve_device(name).type == "cuda" else "cpu"
-
-
-#: The ``--threads`` help text of every command.
-THREADS_HELP = ("torch CPU threads; 0 = auto: $OMP_NUM_THREADS when set, else one less than the CPUs this "
-                "process may use (at least 1), so that a busy neighbour never oversubscribes the cores")
 
 
 def set_threads(threads: int = 0) -> int:
@@ -77,8 +72,9 @@ def staging_dir(out: str | Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
-def prepare_out(out: str | Path, overwrite: bool) -> Path:
-    """Refuse a non-empty ``out`` unless ``overwrite``; return a fresh, empty staging folder."""
+def check_out(out: str | Path, overwrite: bool) -> Path:
+    """Refuse an ``out`` that is a file, or a non-empty folder unless ``overwrite``, or in a folder that
+    cannot be written; create nothing but its parent folder."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output path exists and is not a folder: {out}")
@@ -87,6 +83,12 @@ def prepare_out(out: str | Path, overwrite: bool) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(out.parent, os.W_OK):
         raise ValueError(f"output folder is not writable: {out.parent}")
+    return out
+
+
+def prepare_out(out: str | Path, overwrite: bool) -> Path:
+    """Refuse a non-empty ``out`` unless ``overwrite``; return a fresh, empty staging folder."""
+    out = check_out(out, overwrite)
     staging = staging_dir(out)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

@@ -1,4 +1,4 @@
-"""``python -m clearer_nni.search``: one CLEARER search, written as ``genotype.json`` + logs + a plot.
+"""``clearer-nni search`` (``python -m clearer_nni.search``): one CLEARER search, written as ``genotype.json`` + logs + a plot.
 
 The search drives NNI's one-shot machinery directly: :class:`~clearer_nni.nas.ClearerDARTS`
 mutates the :class:`~clearer_nni.archs.ClearerSpace` into a super-network and wraps the Lightning
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
-import shutil
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,84 +21,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import Subset
 
-from .resume import TrainingState, nonfinite_error, resume_settings, stop_and_keep
-from .runtime import THREADS_HELP, lightning_accelerator, prepare_out, publish, set_threads, staging_dir
+from .config import SearchConfig, add_options, resolve_search
+from .training.state import SEARCH_STATE, TrainingState, nonfinite_error
 
-__all__ = ["SearchConfig", "SearchResult", "fit_supernet", "run_search", "resolve_space_path", "main"]
-
-_REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class SearchConfig:
-    """Settings of one search; defaults are the paper's GPU budget (SPEC section 3).
-
-    Space files may carry a ``search:`` section overriding these defaults (e.g. CPU-sized budgets).
-    """
-
-    space: str = "denoise"
-    data: str = "skimage"
-    data_root: str | None = None
-    degradation: str = "gaussian"
-    sigma: float = 50.0
-    noise_clip: bool = False
-    steps: int = 10_000
-    warmup_steps: int = 1_000
-    batch_size: int = 32
-    patch_size: int = 64
-    lambda_arch: float = 0.01
-    lambda_comp: float = 0.0
-    cost_metric: str = "params"
-    log_base: str = "e"
-    arch_eval_mode: bool = False
-    mixing: str = "paper"
-    lr: float = 0.025
-    lr_min: float = 0.001
-    arch_lr: float = 3e-4
-    grad_clip: float = 5.0
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    threads: int = 0
-    channels_last: bool = False
-    compile: bool = False
-    precision: str = "32"
-    log_every: int = 50
-    val_patches: int = 64
-    out: str = "runs/search"
-    overwrite: bool = False
-    progress: bool = True
-    save_supernet: bool = True
-    checkpoint_every: int = 100
-    resume: bool = False
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting."""
-        from .models.fastpath import PRECISIONS
-
-        checks = [
-            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
-            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
-            (self.warmup_steps < self.steps,
-             f"warmup_steps ({self.warmup_steps}) must be < steps ({self.steps}): α would never be trained"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.patch_size >= 8, f"patch_size must be >= 8, got {self.patch_size}"),
-            (math.isfinite(self.lambda_arch) and self.lambda_arch >= 0,
-             f"lambda_arch must be a finite number >= 0, got {self.lambda_arch}"),
-            (math.isfinite(self.lambda_comp) and self.lambda_comp >= 0,
-             f"lambda_comp must be a finite number >= 0, got {self.lambda_comp}"),
-            (math.isfinite(self.sigma) and self.sigma >= 0, f"sigma must be a finite number >= 0, got {self.sigma}"),
-            (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
-            (self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}"),
-            (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
-            (self.val_patches >= 1, f"val_patches must be >= 1, got {self.val_patches}"),
-            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
-            (self.device in ("auto", "cpu", "cuda", "gpu"), f"device must be auto, cpu or cuda, got {self.device!r}"),
-            (str(self.precision) in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+__all__ = ["SearchConfig", "SearchResult", "RECORDED_SETTINGS", "run_search", "search_parser", "main"]
 
 
 @dataclass
@@ -117,82 +40,11 @@ class SearchResult:
     log: list[dict[str, float]] = field(default_factory=list)
 
 
-def resolve_space_path(space: str) -> Path:
-    """A space file path, or a name of a file in the bundled ``search_spaces/`` (``denoise`` → ``denoise.yaml``)."""
-    candidates = [Path(space)]
-    if not space.endswith((".yaml", ".yml")):
-        candidates += [Path(f"{space}.yaml")]
-    for folder in (Path("search_spaces"), _REPO / "search_spaces"):
-        candidates += [folder / Path(space).name, folder / f"{Path(space).name}.yaml"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    from .archs.space import SpaceFileError
-
-    raise SpaceFileError(f"space file not found: {space} (give a path, or a name in {_REPO / 'search_spaces'})")
-
-
-def _merge_space_defaults(cfg: SearchConfig, explicit: set[str]) -> tuple[SearchConfig, Any]:
-    """Load the space file and apply its ``search:`` defaults below the explicitly given settings."""
-    from .archs.space import SpaceFileError, load_space_file
-
-    path = resolve_space_path(cfg.space)
-    space, defaults = load_space_file(path)
-    known = {f.name for f in dataclasses.fields(SearchConfig)} - {"space", "out", "overwrite"}
-    unknown = sorted(set(defaults) - known)
-    if unknown:
-        raise SpaceFileError(f"{path}: unknown search setting(s) {unknown}; known: {sorted(known)}")
-    merged = {k: v for k, v in defaults.items() if k not in explicit}
-    try:
-        cfg = dataclasses.replace(cfg, **merged)
-    except TypeError as exc:
-        raise SpaceFileError(f"{path}: {exc}") from None
-    return cfg, space
-
-
-_STATE_FORMAT = "clearer-nni-search-state"
-#: Settings that may differ between a search and its resumption.
-_RESUME_FREE = {"out", "overwrite", "progress", "resume", "workers", "device", "threads"}
-
-
-def _resume_state(cfg: SearchConfig, explicit: set[str]) -> tuple[SearchConfig, dict[str, Any]]:
-    """The saved settings and newest complete state of an interrupted search into ``cfg.out``."""
-    return resume_settings(cfg, explicit, staging_dir(Path(cfg.out)) / "checkpoints", _STATE_FORMAT,
-                           _RESUME_FREE, "search")
-
-
-def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_loader: Any, *,
-                 accelerator: str = "cpu", callbacks: Sequence[Any] = (), progress: bool = True,
-                 precision: str = "32", channels_last: bool = False, compile: bool = False) -> Any:
-    """Search: mutate ``space`` with the one-shot ``strategy``, train it, return the one-shot module.
-
-    ``train_loader`` feeds the weight steps and ``val_loader`` the architecture steps (NNI's DARTS
-    combines them); both must be NNI-traced ``DataLoader`` s. ``precision`` goes to the Lightning
-    ``Trainer``; ``channels_last`` and ``compile`` are applied to the super-network
-    (:func:`~clearer_nni.models.fastpath.apply_fast_path`).
-    """
-    from nni.nas.evaluator.pytorch import Lightning, Trainer
-
-    from .models.fastpath import apply_fast_path, check_precision
-
-    trainer = Trainer(accelerator=accelerator, devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                      enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                      enable_progress_bar=progress, callbacks=list(callbacks),
-                      precision=check_precision(precision, accelerator))
-    evaluator = strategy.mutate_evaluator(Lightning(module, trainer, train_dataloaders=train_loader,
-                                                    val_dataloaders=val_loader))
-    supernet = apply_fast_path(strategy.mutate_model(space), channels_last=channels_last, compile=compile)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        evaluator.evaluate(supernet)
-    return evaluator.module
-
-
 class _SearchState(TrainingState):
     """The search's :class:`~clearer_nni.resume.TrainingState`: the one-shot module's own step counter, the log rows."""
 
     def __init__(self, folder: Path, cfg: SearchConfig, state: dict[str, Any] | None, start: float) -> None:
-        super().__init__(folder, _STATE_FORMAT, dataclasses.asdict(cfg), cfg.checkpoint_every, cfg.steps, state, start)
+        super().__init__(folder, SEARCH_STATE, dataclasses.asdict(cfg), cfg.checkpoint_every, cfg.steps, state, start)
 
     def model(self, pl_module: Any) -> torch.nn.Module:
         return pl_module.training_module.model
@@ -214,53 +66,52 @@ class _SearchState(TrainingState):
             raise nonfinite_error(pl_module.search_step, "lower --lr or --arch-lr")
 
 
-def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
-               on_log: Callable[[dict[str, float]], None] | None = None) -> SearchResult:
+def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | None = None) -> SearchResult:
     """Run one search; write ``genotype.json``, ``search_log.csv``, ``alpha.png`` and ``supernet.pt`` into ``cfg.out``.
 
     Parameters
     ----------
     cfg
-        The settings. Those not named in ``explicit`` may be overridden by the space file's ``search:``.
-    explicit
-        Names of settings the caller set on purpose (CLI flags).
+        The settings, run as they are (:func:`~clearer_nni.config.resolve_search` makes them from a
+        recipe, flags and NNI parameters). With ``cfg.resume`` the newest complete checkpoint in the
+        staging folder is continued; it must have been saved with the same settings (but output,
+        device, workers, threads and progress).
     on_log
         Called with each logged row (step, losses, P(parallel) per column, validation PSNR), e.g. to
         report intermediate results to NNI.
     """
     from nni.nas.evaluator.pytorch import DataLoader
 
-    from .archs.space import ClearerSpace, count_parameters
+    from .archs.space import ClearerSpace, count_parameters, load_space_file
     from .data import GaussianNoise, load_dataset, make_degradation
     from .data.patches import PatchDataset, fixed_batches, worker_init_fn
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
     from .nas.genotype import Genotype
-    from .runtime import software_versions
     from .nas.regularizers import candidate_costs, normalise_costs
     from .nas.search_logger import SearchLogger
     from .nas.strategy import ClearerDARTS
+    from .runtime import lightning_accelerator, set_threads, software_versions
+    from .training.checkpoint import save_supernet
+    from .training.fit import fit_supernet
+    from .training.run import RunFolder
 
-    state: dict[str, Any] | None = None
-    if cfg.resume:
-        cfg, state = _resume_state(cfg, set(explicit))
-        space_cfg = _merge_space_defaults(cfg, set(dataclasses.asdict(cfg)))[1]
-    else:
-        cfg, space_cfg = _merge_space_defaults(cfg, set(explicit))
     cfg.validate()
     set_threads(cfg.threads)
     accelerator = lightning_accelerator(cfg.device)
     check_precision(cfg.precision, accelerator)
-    out = Path(cfg.out)
+    space_cfg = load_space_file(cfg.space)
+    run = RunFolder(cfg, SEARCH_STATE, "search", "clearer-nni search")
+    state = run.state
 
     # Data first: every bad input fails before anything is written.
     pl.seed_everything(cfg.seed, verbose=False)
     channels = space_cfg.in_channels
     train_set = load_dataset(cfg.data, "train", channels=channels, root=cfg.data_root)
-    val_set = load_dataset(cfg.data, "val", channels=channels, root=cfg.data_root)
-    if sorted(train_set.paths) == sorted(val_set.paths):
-        raise ValueError(f"data {cfg.data!r} has no separate validation split: the architecture step needs "
-                         "images disjoint from the weights' (use a dataset with train/val splits)")
+    val_set = load_dataset(cfg.val_data or cfg.data, "val", channels=channels, root=cfg.data_root)
+    if set(train_set.paths) & set(val_set.paths):
+        raise ValueError(f"data {val_set.name!r} shares images with {train_set.name!r}: the architecture step needs "
+                         "images disjoint from the weights' (use a dataset with train/val splits, or --val-data)")
     if cfg.degradation == "gaussian":
         degradation = GaussianNoise(cfg.sigma, clip=cfg.noise_clip)
     else:
@@ -276,10 +127,10 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     calibration = fixed_batches(PatchDataset(train_set, cfg.patch_size, degradation, length=cfg.val_patches,
                                              seed=cfg.seed + 3), cfg.batch_size)
 
-    staging = staging_dir(out) if state else prepare_out(out, cfg.overwrite)
+    staging = run.open()
     start = time.time() - (state["seconds"] if state else 0.0)
     saver = _SearchState(staging / "checkpoints", cfg, state, start)
-    try:
+    with run.guard(saver):
         loader_kw = dict(batch_size=cfg.batch_size, shuffle=False, drop_last=True, num_workers=cfg.workers,
                          worker_init_fn=worker_init_fn, persistent_workers=cfg.workers > 0,
                          pin_memory=accelerator == "gpu")
@@ -294,7 +145,8 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
                                RestorationModule(OptimConfig("sgd", cfg.lr, cfg.lr_min, 0.9, 3e-4), cfg.steps),
                                DataLoader(train_data, **loader_kw), DataLoader(val_data, **loader_kw),
                                accelerator=accelerator, callbacks=[logger, saver], progress=cfg.progress,
-                               precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile)
+                               precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile,
+                               total_steps=cfg.steps)
         if oneshot.search_step < cfg.steps:
             raise RuntimeError(f"search stopped early at step {oneshot.search_step} of {cfg.steps}")
 
@@ -305,101 +157,49 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
         seconds = time.time() - start
         genotype = Genotype(space_cfg, dict(choices), probs, {})
         genotype.metadata = {
-            "lambda_arch": cfg.lambda_arch, "lambda_comp": cfg.lambda_comp, "arch_lr": cfg.arch_lr, "lr": cfg.lr,
-            "cost_metric": cfg.cost_metric,
-            "log_base": cfg.log_base, "mixing": cfg.mixing, "arch_eval_mode": cfg.arch_eval_mode,
-            "degradation": degradation.describe(), "steps": cfg.steps, "warmup_steps": cfg.warmup_steps,
-            "batch_size": cfg.batch_size, "patch_size": cfg.patch_size, "seed": cfg.seed,
-            "train_data": train_set.name, "val_data": val_set.name,
+            **{k: getattr(cfg, k) for k in RECORDED_SETTINGS},
+            "degradation": degradation.describe(), "train_data": train_set.name, "val_data": val_set.name,
             "val_psnr_supernet": supernet_psnr, "val_psnr_derived": derived_psnr,
             "params_derived": count_parameters(genotype.build()), "search_seconds": round(seconds, 2),
-            "device": accelerator, "precision": cfg.precision, "channels_last": cfg.channels_last,
-            "compile": cfg.compile, "software": software_versions(),
+            "device": accelerator, "software": software_versions(),
         }
         genotype.save(staging / "genotype.json")
         if cfg.save_supernet:
-            torch.save({"format": "clearer-nni-supernet", "version": 1, "space": space_cfg.to_dict(),
-                        "state_dict": oneshot.training_module.model.state_dict()}, staging / "supernet.pt")
+            save_supernet(staging / "supernet.pt", space_cfg, cfg.mixing, oneshot.training_module.model.state_dict())
         logger.plot(staging / "alpha.png")
-        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
-        publish(staging, out)
-    except BaseException as exc:
-        stop_and_keep(saver, staging, exc, "search", f"python -m clearer_nni.search --out {out} --resume")
-        raise
-    return SearchResult(out, out / "genotype.json", genotype, supernet_psnr, derived_psnr, seconds, logger.rows)
+        run.publish()
+    return SearchResult(run.out, run.out / "genotype.json", genotype, supernet_psnr, derived_psnr, seconds, logger.rows)
+
+
+#: Settings every genotype records (its metadata), besides the data and the results.
+RECORDED_SETTINGS = ("recipe", "lambda_arch", "lambda_comp", "arch_lr", "lr", "cost_metric", "log_base", "mixing",
+             "arch_eval_mode", "steps", "warmup_steps", "batch_size", "patch_size", "seed", "precision",
+             "channels_last", "compile")
 
 
 # -- command line ----------------------------------------------------------------------------------
 
-def _parser() -> argparse.ArgumentParser:
-    from .models.fastpath import PRECISIONS
-
-    d = SearchConfig()
-    p = argparse.ArgumentParser(prog="python -m clearer_nni.search", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                argument_default=argparse.SUPPRESS)
-    p.add_argument("--space", default=d.space, help="space file, or a name in search_spaces/ (its 'search:' "
-                                                     "section sets defaults that flags override)")
-    p.add_argument("--data", help=f"'skimage' (embedded images), bsds500, a folder... [{d.data}]")
-    p.add_argument("--data-root", help="root folder of named datasets [$CLEARER_DATA_ROOT or ../shared/data]")
-    p.add_argument("--degradation", choices=["gaussian", "rain", "jpeg"], help=f"[{d.degradation}]")
-    p.add_argument("--sigma", type=float, help=f"Gaussian noise level on the 0..255 scale [{d.sigma}]")
-    p.add_argument("--noise-clip", action="store_true", help="the authors' uint8-clipped noise (default: float)")
-    p.add_argument("--steps", type=int, help=f"bilevel search steps [{d.steps}]")
-    p.add_argument("--warmup-steps", type=int, help=f"weights-only steps first [{d.warmup_steps}]")
-    p.add_argument("--batch-size", type=int, help=f"[{d.batch_size}]")
-    p.add_argument("--patch-size", type=int, help=f"[{d.patch_size}]")
-    p.add_argument("--lambda-arch", type=float, help=f"λ1, weight of L_Arch [{d.lambda_arch}]")
-    p.add_argument("--lambda-comp", type=float, help=f"λ2, weight of L_Comp [{d.lambda_comp}]")
-    p.add_argument("--cost-metric", choices=["params", "flops"], help=f"complexity of L_Comp [{d.cost_metric}]")
-    p.add_argument("--log-base", choices=["e", "10"], help=f"log in L_Arch: e (paper) or 10 (authors) [{d.log_base}]")
-    p.add_argument("--arch-eval-mode", action="store_true", help="α step with BatchNorm in eval mode (authors)")
-    p.add_argument("--mixing", choices=["paper", "authors"], help="Eq. 1 (paper) or the authors' F(P(x)) [paper]")
-    p.add_argument("--lr", type=float, help=f"weights' SGD learning rate [{d.lr}]")
-    p.add_argument("--lr-min", type=float, help=f"end of the cosine schedule [{d.lr_min}]")
-    p.add_argument("--arch-lr", type=float, help=f"α's Adam learning rate [{d.arch_lr}]")
-    p.add_argument("--grad-clip", type=float, help=f"weights' gradient-norm clip [{d.grad_clip}]")
-    p.add_argument("--seed", type=int, help=f"[{d.seed}]")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"[{d.device}]")
-    p.add_argument("--workers", type=int, help=f"DataLoader workers, one thread each [{d.workers}]")
-    p.add_argument("--threads", type=int, help=f"{THREADS_HELP} [{d.threads}]")
-    p.add_argument("--channels-last", action="store_true", help="fast path: NHWC memory format (faster convs)")
-    p.add_argument("--compile", action="store_true",
-                   help="fast path: torch.compile the super-network (falls back to eager with a warning)")
-    p.add_argument("--precision", choices=list(PRECISIONS),
-                   help=f"Lightning precision; 16-mixed needs a CUDA GPU [{d.precision}]")
-    p.add_argument("--log-every", type=int, help=f"log and validate every N steps [{d.log_every}]")
-    p.add_argument("--val-patches", type=int, help=f"fixed validation patches for PSNR [{d.val_patches}]")
-    p.add_argument("--out", help=f"output folder [{d.out}]")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    p.add_argument("--checkpoint-every", type=int,
-                   help=f"save the whole search state every N steps, 0 = never [{d.checkpoint_every}]")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the interrupted search into --out from its newest complete checkpoint")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    p.add_argument("--no-supernet", dest="save_supernet", action="store_false",
-                   help="do not save supernet.pt (the super-network's weights, for retrain --init-from-supernet)")
-    return p
-
-
-def config_from_args(argv: Sequence[str] | None = None) -> tuple[SearchConfig, set[str]]:
-    """Parse command-line flags into a config and the set of settings given explicitly."""
-    ns = vars(_parser().parse_args(argv))
-    explicit = set(ns) - {"space"}
-    return SearchConfig(**ns), explicit
+def search_parser(prog: str = "clearer-nni search") -> argparse.ArgumentParser:
+    """The search's flags (also the trial's): one per :class:`SearchConfig` field; the help shows the
+    values of the default space's recipe."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    try:
+        shown = resolve_search({})
+    except (OSError, ValueError):  # a broken install still prints its help
+        shown = SearchConfig()
+    return add_options(p, SearchConfig, defaults=shown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .cli import run_cli
 
     def _run() -> int:
-        cfg, explicit = config_from_args(argv)
-        result = run_search(cfg, explicit)
+        result = run_search(resolve_search(vars(search_parser().parse_args(argv))))
         g = result.genotype
         print(f"\nsearched architecture ({g.counts()['fusion']} fusion, {g.counts()['parallel']} parallel, "
               f"{g.metadata['params_derived'] / 1e6:.3f} M parameters):\n{g.summary()}")
-        print(f"validation PSNR: super-network {result.supernet_psnr:.2f} dB, derived (inherited weights, BatchNorm re-estimated) "
-              f"{result.derived_psnr:.2f} dB; {result.seconds:.0f} s")
+        print(f"validation PSNR: super-network {result.supernet_psnr:.2f} dB, derived (inherited weights, BatchNorm "
+              f"re-estimated) {result.derived_psnr:.2f} dB; {result.seconds:.0f} s")
         print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}")
         return 0
 

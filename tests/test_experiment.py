@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from clearer_nni.experiment import launch
+from clearer_nni.experiment import launch, nnictl, processes, rest
+from clearer_nni.bundled import LOOPBACK_JS
+from helpers import experiment_file, listening_addresses, wait_for_trials
 from clearer_nni.experiment.export import best_trial, export_genotype, find_experiment_dir, load_trials
 from clearer_nni.experiment.report import pareto_front, trial_table, write_report
-from clearer_nni.experiment.trial import (SEARCHES, TrialReporter, apply_parameters, default_checkpoint_every,
+from clearer_nni.experiment.trial import (SEARCHES, TrialReporter, parameter_settings, default_checkpoint_every,
                                          experiment_dir, plan_search, search_folder)
-from clearer_nni.search import SearchConfig
+from clearer_nni.config import SearchConfig, resolve_search
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
@@ -36,15 +38,17 @@ def _nni_node() -> Path:
 # -- parameters → SearchConfig ---------------------------------------------------------------------
 
 def test_parameters_map_onto_search_config_fields():
-    cfg, explicit = apply_parameters(SearchConfig(space="tiny"), {"steps"},
-                                     {"lambda1": 0, "lambda_comp": 0.1, "sigma": 30, "seed": 2.0,
-                                      "noise-clip": True, "log_base": 10})
-    assert (cfg.lambda_arch, cfg.lambda_comp, cfg.sigma, cfg.seed) == (0.0, 0.1, 30.0, 2)
-    assert isinstance(cfg.seed, int) and isinstance(cfg.lambda_arch, float)
-    assert cfg.noise_clip is True and cfg.log_base == "10"
-    assert explicit == {"steps", "lambda_arch", "lambda_comp", "sigma", "seed", "noise_clip", "log_base"}
-    cfg, _ = apply_parameters(SearchConfig(), set(), {"lambdas": [0.01, 0.1], "space": "demo"})
-    assert (cfg.lambda_arch, cfg.lambda_comp, cfg.space) == (0.01, 0.1, "demo")
+    settings = parameter_settings({"lambda1": 0, "lambda_comp": 0.1, "sigma": 30, "seed": 2.0,
+                                   "noise-clip": True, "log_base": 10})
+    assert settings == {"lambda_arch": 0.0, "lambda_comp": 0.1, "sigma": 30.0, "seed": 2, "noise_clip": True,
+                        "log_base": "10"}
+    assert isinstance(settings["seed"], int) and isinstance(settings["lambda_arch"], float)
+    # NNI's parameters override the flags, which override the space's recipe
+    cfg = resolve_search({"space": "tiny", "steps": 30, "sigma": 10.0}, settings)
+    assert (cfg.lambda_arch, cfg.lambda_comp, cfg.sigma, cfg.seed, cfg.steps) == (0.0, 0.1, 30.0, 2, 30)
+    assert (cfg.recipe, cfg.batch_size) == ("tiny", 4)
+    cfg = resolve_search({}, parameter_settings({"lambdas": [0.01, 0.1], "space": "demo"}))
+    assert (cfg.lambda_arch, cfg.lambda_comp, cfg.space, cfg.recipe) == (0.01, 0.1, "demo", "demo")
 
 
 @pytest.mark.parametrize("params, message", [
@@ -59,7 +63,7 @@ def test_parameters_map_onto_search_config_fields():
 ])
 def test_bad_parameters_are_named(params, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
-        apply_parameters(SearchConfig(), set(), params)
+        parameter_settings(params)
 
 
 class _Channel:
@@ -158,32 +162,31 @@ def test_plan_search_resumes_a_matching_checkpoint_and_reuses_a_finished_search(
 
     from clearer_nni.archs import SpaceConfig
     from clearer_nni.nas.genotype import Genotype
-    from clearer_nni.resume import CheckpointStore
-    from clearer_nni.search import _STATE_FORMAT
+    from clearer_nni.training.state import CheckpointStore
+    from clearer_nni.training.state import SEARCH_STATE as _STATE_FORMAT
 
     out = tmp_path / SEARCHES / "param-3"
     cfg = SearchConfig(space="tiny", steps=60, seed=3, checkpoint_every=6, out=str(out))
-    explicit = {"steps", "seed", "checkpoint_every"}
-    assert plan_search(out, cfg, explicit).action == "fresh"  # nothing there
+    assert plan_search(out, cfg).action == "fresh"  # nothing there
     store = CheckpointStore(tmp_path / SEARCHES / ".param-3.partial" / "checkpoints", _STATE_FORMAT)
     store.save(24, {"config": dataclasses.asdict(cfg), "log": [{"step": 1}, {"step": 10}, {"step": 20}]})
-    plan = plan_search(out, cfg, explicit)
+    plan = plan_search(out, cfg)
     assert (plan.action, plan.step, plan.rows, plan.checkpoint.name) == ("resume", 24, 3, "step-0000024.pt")
-    # a device or output folder may differ; an explicit search setting may not
+    # a device or output folder may differ; a search setting may not
     moved = dataclasses.replace(cfg, device="cpu", out="elsewhere")
-    assert plan_search(out, moved, explicit | {"device"}).action == "resume"
-    other = plan_search(out, dataclasses.replace(cfg, seed=4), explicit)
+    assert plan_search(out, moved).action == "resume"
+    other = plan_search(out, dataclasses.replace(cfg, seed=4))
     assert other.action == "fresh" and "other settings ['seed']" in other.note
     # a finished search of these settings: report it again
     space = SpaceConfig(channels=(4, 8, 16), columns=(2, 2), stem="paper")
     meta = {"val_psnr_derived": 20.5, "steps": 60, "seed": 3}
     out.mkdir(parents=True)
     Genotype(space, {lab: "fusion" for lab in space.labels}, {}, meta).save(out / "genotype.json")
-    assert plan_search(out, cfg, explicit).action == "published"
-    stale = plan_search(out, dataclasses.replace(cfg, steps=80), explicit)
+    assert plan_search(out, cfg).action == "published"
+    stale = plan_search(out, dataclasses.replace(cfg, steps=80))
     assert stale.action == "fresh" and "not this trial's result (steps)" in stale.note
     (out / "genotype.json").write_text("{not json")
-    assert plan_search(out, cfg, explicit).action == "resume"  # an unreadable result: the checkpoint
+    assert plan_search(out, cfg).action == "resume"  # an unreadable result: the checkpoint
 
 
 def test_a_rerun_trial_reports_its_finished_search_again_without_searching(tmp_path):
@@ -232,7 +235,7 @@ s.listen(0, () => { console.log(JSON.stringify(s.address())); s.close(); });
 def test_loopback_shim_binds_hostless_listen_to_127_0_0_1(tmp_path, extra, loopback):
     script = tmp_path / "listen.js"
     script.write_text(_LISTEN_JS)
-    env = launch.nni_env(None, public=bool(extra))
+    env = nnictl.nni_env(None, public=bool(extra))
     env.update(extra)
     proc = subprocess.run([str(_nni_node()), str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -241,11 +244,11 @@ def test_loopback_shim_binds_hostless_listen_to_127_0_0_1(tmp_path, extra, loopb
 
 
 def test_nni_env_points_home_at_the_workdir(tmp_path):
-    env = launch.nni_env(tmp_path / "w", base={"HOME": "/home/someone", "PATH": "/usr/bin"})
+    env = nnictl.nni_env(tmp_path / "w", base={"HOME": "/home/someone", "PATH": "/usr/bin"})
     assert env["HOME"] == str((tmp_path / "w").resolve()) and env["CLEARER_USER_HOME"] == "/home/someone"
-    assert str(launch.LOOPBACK_JS) in env["NODE_OPTIONS"] and env["CLEARER_PYTHON"] == sys.executable
+    assert str(LOOPBACK_JS) in env["NODE_OPTIONS"] and env["CLEARER_PYTHON"] == sys.executable
     assert env["PATH"].startswith(str(Path(sys.executable).parent))
-    public = launch.nni_env(None, public=True, base={"HOME": "/h", "NODE_OPTIONS": "--no-warnings"})
+    public = nnictl.nni_env(None, public=True, base={"HOME": "/h", "NODE_OPTIONS": "--no-warnings"})
     assert public["HOME"] == "/h" and public["NODE_OPTIONS"] == "--no-warnings" and public["CLEARER_NNI_PUBLIC"] == "1"
 
 
@@ -256,7 +259,7 @@ def test_launcher_resume_needs_a_known_experiment(tmp_path, capsys):
 
 def test_launcher_reports_a_missing_config_and_a_busy_port(tmp_path, capsys):
     assert launch.main(["run", str(tmp_path / "nope.yml"), "--workdir", str(tmp_path)]) == 2
-    assert "experiment config not found" in capsys.readouterr().err
+    assert "experiment file not found" in capsys.readouterr().err
     bad = tmp_path / "bad.yml"
     bad.write_text("trialCommand: 'true'\ntrialConcurrency: 1\nbogusField: 1\ntrainingService:\n  platform: local\n")
     assert launch.main(["run", str(bad), "--workdir", str(tmp_path)]) == 2
@@ -276,42 +279,29 @@ _E2E_SPACE = {"lambdas": {"_type": "choice", "_value": [[0.01, 0.0], [0.1, 0.01]
 
 
 def _e2e_config(tmp_path: Path) -> Path:
-    (tmp_path / "hpo.json").write_text(json.dumps(_E2E_SPACE))
-    cfg = tmp_path / "e2e.yml"
-    cfg.write_text(f"""\
-experimentName: clearer-e2e-test
-searchSpaceFile: hpo.json
-trialCommand: OMP_NUM_THREADS=1 ${{CLEARER_PYTHON:-python3}} -m clearer_nni.experiment.trial --space tiny --steps 20 --warmup-steps 5 --log-every 5
-trialCodeDirectory: {REPO}
-trialConcurrency: 1
-maxTrialNumber: 3
-tuner:
-  name: GridSearch
-trainingService:
-  platform: local
-""")
-    return cfg
+    return experiment_file(tmp_path, "--space tiny --steps 20 --warmup-steps 5 --log-every 5", _E2E_SPACE,
+                           trials=3, code_dir=REPO, name="e2e.yml")
 
 
 def test_real_experiment_on_loopback(tmp_path):
     workdir = tmp_path / "nni"
-    port = launch.free_port()
-    exp_id = launch.create_experiment(_e2e_config(tmp_path), port, workdir)
+    port = rest.free_port()
+    exp_id = nnictl.create_experiment(_e2e_config(tmp_path), port, workdir)
     try:
         # the web UI and REST API answer on loopback, and nothing listens elsewhere
-        addresses = launch.listening_addresses(port)
+        addresses = listening_addresses(port)
         assert addresses and set(addresses) <= LOOPBACK, addresses
-        assert launch.rest_get(port, "/experiment")["id"] == exp_id
+        assert rest.rest_get(port, "/experiment")["id"] == exp_id
         with __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{port}/oview", timeout=10) as r:
             assert b"<html" in r.read().lower()
 
-        trials = launch.wait_for_trials(port, 3, timeout=420)  # ~40 s on an idle machine
+        trials = wait_for_trials(port, 3, timeout=420)  # ~40 s on an idle machine
         by_id = {t["trialJobId"]: t for t in trials}
         params = {tid: json.loads(t["hyperParameters"][0]) for tid, t in by_id.items()}
         status = {tuple(p["parameters"]["lambdas"]): by_id[tid]["status"] for tid, p in params.items()}
         assert status == {(0.01, 0.0): "SUCCEEDED", (0.1, 0.01): "SUCCEEDED", (-1, 0.0): "FAILED"}, status
 
-        metrics = launch.rest_get(port, "/metric-data")
+        metrics = rest.rest_get(port, "/metric-data")
         for tid, p in params.items():
             mine = [m for m in metrics if m["trialJobId"] == tid]
             assert all(str(m["parameterId"]) == str(p["parameter_id"]) for m in mine), (tid, mine)
@@ -341,14 +331,14 @@ def test_real_experiment_on_loopback(tmp_path):
         assert geno.metadata["nni"]["trial_id"] == best and geno.build() is not None
         assert write_report(exp_id, tmp_path / "report", workdir)["png"].is_file()
     finally:
-        procs = launch.experiment_processes(exp_id, workdir)
-        leftover = launch.stop_experiment(exp_id, workdir, timeout=60)
+        procs = processes.experiment_processes(exp_id, workdir)
+        leftover = nnictl.stop_experiment(exp_id, workdir, timeout=60)
     assert procs, "the experiment's processes were not found"
     assert leftover == []
     time.sleep(0.5)
-    assert launch.experiment_processes(exp_id, workdir) == []
+    assert processes.experiment_processes(exp_id, workdir) == []
     assert not [p for p in procs if p.is_running() and p.status() != "zombie"]
-    assert launch.listening_addresses(port) == []
+    assert listening_addresses(port) == []
 
 
 #: One search of the tiny space (~0.03 s a step here), checkpointed every 15 steps (the trial's default).
@@ -373,7 +363,7 @@ def _wait_for_checkpoint(expdir: Path, step: int, port: int, timeout: float = 24
     deadline = time.monotonic() + timeout
     while _checkpoint_step(expdir) < step:
         if time.monotonic() > deadline:
-            raise AssertionError(f"no checkpoint of step {step}: {launch.rest_get(port, '/trial-jobs')}")
+            raise AssertionError(f"no checkpoint of step {step}: {rest.rest_get(port, '/trial-jobs')}")
         time.sleep(0.01)
 
 
@@ -392,37 +382,26 @@ def test_a_stopped_then_crashed_experiment_resumed_continues_its_trials_search(t
                                  stdout=subprocess.DEVNULL, stderr=(tmp_path / "reference.stderr").open("w"),
                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
     request.addfinalizer(reference.kill)  # when the test fails before waiting for it
-    (tmp_path / "hpo.json").write_text(json.dumps({"seed": {"_type": "choice", "_value": [3]}}))
-    cfg = tmp_path / "resume.yml"
-    cfg.write_text(f"""\
-searchSpaceFile: hpo.json
-trialCommand: OMP_NUM_THREADS=1 ${{CLEARER_PYTHON:-python3}} -m clearer_nni.experiment.trial {' '.join(_RESUME_FLAGS)}
-trialCodeDirectory: {REPO}
-trialConcurrency: 1
-maxTrialNumber: 1
-tuner:
-  name: GridSearch
-trainingService:
-  platform: local
-""")
+    cfg = experiment_file(tmp_path, " ".join(_RESUME_FLAGS), {"seed": {"_type": "choice", "_value": [3]}},
+                          trials=1, code_dir=REPO, name="resume.yml")
     workdir = tmp_path / "nni"
-    port = launch.free_port()
-    exp_id = launch.create_experiment(cfg, port, workdir)
+    port = rest.free_port()
+    exp_id = nnictl.create_experiment(cfg, port, workdir)
     expdir = workdir / "nni-experiments" / exp_id
     crashed: list = []
     try:
         _wait_for_checkpoint(expdir, 30, port)  # checkpoints every 15 steps of 150
-        trial_id = launch.rest_get(port, "/trial-jobs")[0]["trialJobId"]
+        trial_id = rest.rest_get(port, "/trial-jobs")[0]["trialJobId"]
         assert launch.main(["stop", exp_id, "--workdir", str(workdir)]) == 0
         stopped_at = _checkpoint_step(expdir)
         assert 30 <= stopped_at < 150 and not (expdir / SEARCHES / "param-0").exists()
         assert _last_status(expdir, trial_id) == "RUNNING"  # so NNI runs it again
 
-        port = launch.free_port()
+        port = rest.free_port()
         assert launch.main(["resume", exp_id, "--port", str(port), "--workdir", str(workdir)]) == 0
         _wait_for_checkpoint(expdir, stopped_at + 15, port)
         # the crash: the manager first (so it records nothing), then the tuner and the trial
-        crashed = sorted(launch.experiment_processes(exp_id, workdir),
+        crashed = sorted(processes.experiment_processes(exp_id, workdir),
                          key=lambda p: not any(c.endswith("main.js") for c in p.cmdline()))
         assert any("clearer_nni.experiment.trial" in " ".join(p.cmdline()) for p in crashed)
         _wait_for_checkpoint(expdir, stopped_at + 30, port)
@@ -432,16 +411,16 @@ trainingService:
         killed_at = _checkpoint_step(expdir)
         assert stopped_at < killed_at < 150 and not (expdir / SEARCHES / "param-0").exists()
 
-        port = launch.free_port()
+        port = rest.free_port()
         assert launch.main(["resume", exp_id, "--port", str(port), "--workdir", str(workdir)]) == 0
-        trials = launch.wait_for_trials(port, 1, timeout=240)
+        trials = wait_for_trials(port, 1, timeout=240)
         assert [(t["trialJobId"], t["status"]) for t in trials] == [(trial_id, "SUCCEEDED")]  # the same trial
         assert json.loads(trials[0]["hyperParameters"][-1])["parameter_id"] == 0
-        metrics = [m for m in launch.rest_get(port, "/metric-data") if m["trialJobId"] == trial_id]
+        metrics = [m for m in rest.rest_get(port, "/metric-data") if m["trialJobId"] == trial_id]
     finally:
-        leftover = launch.stop_experiment(exp_id, workdir, timeout=60)
+        leftover = nnictl.stop_experiment(exp_id, workdir, timeout=60)
     assert leftover == []
-    assert launch.experiment_processes(exp_id, workdir) == [] and launch.trial_processes(exp_id) == []
+    assert processes.experiment_processes(exp_id, workdir) == [] and processes.trial_processes(exp_id) == []
     assert not [p for p in crashed if p.is_running() and p.status() != "zombie"]
 
     # each run of the trial said what it did: searched, resumed after the stop, resumed after the crash
@@ -559,7 +538,7 @@ def test_export_picks_the_best_trial_and_builds(tmp_path):
     geno = Genotype.load(out)
     assert geno.metadata["nni"]["trial_id"] == "tB" and geno.metadata["nni"]["parameters"]["lambdas"] == [0.01, 0.0]
     assert geno.build() is not None
-    from clearer_nni.export import main as export_main
+    from clearer_nni.experiment.export import main as export_main
 
     assert export_main([str(expdir), "--trial", "tC", "-o", str(tmp_path / "c.json")]) == 0
     assert Genotype.load(tmp_path / "c.json").metadata["params_derived"] == 12752
@@ -574,7 +553,7 @@ def test_export_picks_the_best_trial_and_builds(tmp_path):
     (["{tmp}"], "is not an NNI experiment folder"),
 ])
 def test_export_errors_are_clear(tmp_path, capsys, args, message):
-    from clearer_nni.export import main as export_main
+    from clearer_nni.experiment.export import main as export_main
 
     expdir = _record_experiment(tmp_path)
     args = [a.format(exp=expdir, tmp=tmp_path) for a in args]
@@ -653,7 +632,7 @@ def test_report_table_and_pareto_plot(tmp_path, capsys):
     front = set(df.loc[pareto_front(df), "trial"])
     assert front == {"tB", "tC"}  # tA: bigger and worse than tB; tD: dominated by tB
 
-    from clearer_nni.report import main as report_main
+    from clearer_nni.experiment.report import main as report_main
 
     assert report_main([str(expdir), "-o", str(tmp_path / "rep")]) == 0
     csv = pd.read_csv(tmp_path / "rep" / "table.csv")
@@ -674,7 +653,7 @@ def test_report_table_and_pareto_plot(tmp_path, capsys):
 
 
 def test_report_without_finished_trials_is_an_error(tmp_path, capsys):
-    from clearer_nni.report import main as report_main
+    from clearer_nni.experiment.report import main as report_main
 
     expdir = _record_experiment(tmp_path)
     con = sqlite3.connect(expdir / "db" / "nni.sqlite")
@@ -696,14 +675,14 @@ def test_shipped_experiment_files_are_valid(name):
     doc = yaml.safe_load(path.read_text())
     assert "clearer_nni.experiment.trial" in doc["trialCommand"]
     if doc["trainingService"]["platform"] == "local":
-        launch.check_config(path)  # what nnictl create checks: fields, search-space file, paths
+        nnictl.check_config(path)  # what nnictl create checks: fields, search-space file, paths
     else:  # the remote file names SSH keys that do not exist here
         with pytest.raises(ValueError, match="SSH key file"):
-            launch.check_config(path)
+            nnictl.check_config(path)
     space = json.loads((path.parent / doc["searchSpaceFile"]).read_text())
     for name_, spec in space.items():  # every value of every parameter maps onto the search's settings
         for value in spec["_value"]:
-            cfg, _ = apply_parameters(SearchConfig(), set(), {name_: value})
+            cfg = SearchConfig(**parameter_settings({name_: value}))
             cfg.validate()
 
 

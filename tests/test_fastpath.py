@@ -167,8 +167,10 @@ def test_search_step_reads_no_tensor_values_between_log_steps(tmp_path, monkeypa
 
         monkeypatch.setattr(torch.Tensor, method, spy)
 
-    fit = search.fit_supernet
-    monkeypatch.setattr(search, "fit_supernet",
+    import clearer_nni.training.fit as fitting
+
+    fit = fitting.fit_supernet
+    monkeypatch.setattr(fitting, "fit_supernet",
                         lambda *a, callbacks=(), **kw: fit(*a, callbacks=[*callbacks, Window()], **kw))
     assert main(_argv(tmp_path / "s", "--log-every", "3")) == 0
     # Steps 1, 3 and 6 (the last) are logged: reading values there is the logger's job.

@@ -15,7 +15,7 @@ from clearer_nni.archs import ClearerSpace, SpaceConfig, count_parameters
 from clearer_nni.models import OptimConfig, RestorationModule
 from clearer_nni.nas import (ClearerDARTS, Genotype, GenotypeError, arch_entropy_loss, candidate_costs,
                              complexity_loss, normalise_costs)
-from clearer_nni.search import fit_supernet
+from clearer_nni.training.fit import fit_supernet
 from conftest import synthetic_batches
 
 

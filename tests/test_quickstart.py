@@ -1,30 +1,19 @@
-"""The main job (`make demo` = `python -m clearer_nni.quickstart`) end to end, on a tiny experiment."""
+"""The main job (`make demo` = `clearer-nni demo`) end to end, on a tiny experiment."""
 
 from __future__ import annotations
 
-from clearer_nni.experiment import launch
+from clearer_nni.experiment.rest import free_port
 from clearer_nni.nas.genotype import Genotype
 from clearer_nni.quickstart import main
 from conftest import REPO
+from helpers import experiment_file
 
 
 def test_quickstart_runs_the_whole_flow(tmp_path, capsys):
-    (tmp_path / "hpo.json").write_text('{"lambda_arch": {"_type": "choice", "_value": [0.01, 0.1]}}')
-    config = tmp_path / "tiny.yml"
-    config.write_text(f"""\
-experimentName: clearer-quickstart-test
-searchSpaceFile: hpo.json
-trialCommand: OMP_NUM_THREADS=1 ${{CLEARER_PYTHON:-python3}} -m clearer_nni.experiment.trial --space tiny --steps 10 --warmup-steps 2 --log-every 5
-trialCodeDirectory: {REPO}
-trialConcurrency: 1
-maxTrialNumber: 2
-tuner:
-  name: GridSearch
-trainingService:
-  platform: local
-""")
+    config = experiment_file(tmp_path, "--space tiny --steps 10 --warmup-steps 2 --log-every 5",
+                             {"lambda_arch": {"_type": "choice", "_value": [0.01, 0.1]}}, trials=2, code_dir=REPO)
     out = tmp_path / "qs"
-    code = main(["--config", str(config), "--out", str(out), "--port", str(launch.free_port()),
+    code = main(["--config", str(config), "--out", str(out), "--port", str(free_port()),
                  "--retrain-steps", "4", "--timeout", "600"])
     printed = capsys.readouterr().out
     assert code == 0, printed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 import torch
 
 from clearer_nni.archs import ClearerSpace, SpaceConfig
-from clearer_nni.checkpoint import CheckpointError, data_seen, load_checkpoint, save_checkpoint
+from clearer_nni.training.checkpoint import CheckpointError, data_seen, load_checkpoint, save_checkpoint
 from clearer_nni.nas import ClearerDARTS, Genotype
-from clearer_nni.retrain import RetrainConfig, init_from_supernet, main, run_retrain, supernet_key_map
+from clearer_nni.retrain import RetrainConfig, main, run_retrain
+from clearer_nni.training.checkpoint import init_from_supernet
 from conftest import REPO
 TINY = SpaceConfig(channels=(4, 8, 16), columns=(2, 2), stem="paper")
 CHOICES = {"cell1.col1": "parallel", "cell1.col2": "fusion", "cell2.col1": "fusion", "cell2.col2": "parallel"}
@@ -42,9 +44,10 @@ def make_checkpoint(path: Path, genotype: Genotype | None = None, seed: int = 0,
     return save_checkpoint(path, genotype.build(), genotype, {"train_data": "skimage/train", **metadata})
 
 
-def make_supernet(path: Path, space: SpaceConfig = TINY) -> dict[str, torch.Tensor]:
-    """A ``supernet.pt`` as the search writes it, every float tensor filled with distinct random values."""
-    supernet = ClearerDARTS(costs={}, max_steps=1).mutate_model(ClearerSpace(space))
+def make_supernet(path: Path, space: SpaceConfig = TINY, mixing: str = "paper") -> dict[str, torch.Tensor]:
+    """A ``supernet.pt`` as searches before the mixing was recorded wrote it, every float tensor filled with
+    distinct random values."""
+    supernet = ClearerDARTS(costs={}, max_steps=1).mutate_model(ClearerSpace(space, mixing=mixing))
     g = torch.Generator().manual_seed(1)
     # positive and small: valid BatchNorm variances, finite outputs
     state = {k: 0.5 + 0.1 * torch.rand(v.shape, generator=g) if v.is_floating_point() else v
@@ -148,9 +151,17 @@ def test_init_from_supernet_copies_the_chosen_candidates(tmp_path):
     assert torch.equal(own["cells.0.1.paths.0.1.0.weight"], state["cells.0.1.fusion.paths.0.1.0.weight"])
     assert torch.equal(own["stem.entry.0.weight"], state["stem.entry.0.weight"])
     assert torch.equal(own["head.conv.weight"], state["head.conv.weight"])
-    mapping = supernet_key_map(net, g, state)
-    assert not any("_arch_alpha" in v for v in mapping.values())
-    assert all(".fusion." not in v for k, v in mapping.items() if k.startswith("cells.0.0."))
+    # every float tensor of the derived network is one of the super-network's (all were made distinct)
+    pool = [v for k, v in state.items() if v.is_floating_point() and not k.endswith("_arch_alpha")]
+    assert all(any(v.shape == w.shape and torch.equal(v, w) for w in pool) for v in own.values() if v.is_floating_point())
+
+
+def test_init_from_an_authors_mixing_supernet_takes_the_fusion_module_of_its_fusion_candidate(tmp_path):
+    state = make_supernet(tmp_path / "supernet.pt", mixing="authors")
+    g = make_genotype()
+    net = g.build()
+    assert init_from_supernet(net, g, tmp_path / "supernet.pt") == len(net.state_dict())
+    assert torch.equal(net.state_dict()["cells.0.1.paths.0.1.0.weight"], state["cells.0.1.fusion.fusion.paths.0.1.0.weight"])
 
 
 def test_init_from_supernet_refuses_another_space_and_foreign_files(tmp_path):
@@ -215,3 +226,24 @@ def test_retrain_command_line_refuses_16_mixed_on_cpu(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: precision 16-mixed needs a CUDA GPU")
+
+
+# -- DDP (2 CPU processes, gloo) ----------------------------------------------------------------------
+
+def test_ddp_retraining_on_two_cpu_processes_splits_the_batch_and_writes_once(tmp_path):
+    geno = tmp_path / "genotype.json"
+    make_genotype(geno)
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "clearer_nni.retrain", "--genotype", str(geno), "--out", str(out),
+                           "--steps", "6", "--batch-size", "4", "--patch-size", "16", "--val-every", "3",
+                           "--val-patches", "2", "--devices", "2", "--device", "cpu", "--no-progress"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("retrained ") == 1  # rank 1 trains but reports nothing
+    # only rank 0 wrote: the result, nothing beside it
+    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "metrics.csv", "model.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "genotype.json"]
+    meta = load_checkpoint(out / "model.ckpt")[2]
+    assert (meta["devices"], meta["world_size"], meta["batch_size"], meta["steps"]) == (2, 2, 4, 6)
+    assert [r["step"] for r in csv.DictReader(open(out / "metrics.csv"))] == ["3", "6"]

@@ -25,7 +25,7 @@ def test_tiny_search_through_the_cli_writes_a_valid_genotype(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert {p.name for p in out.iterdir()} == {"genotype.json", "search_log.csv", "alpha.png", "supernet.pt"}
-    space, _ = load_space_file(TINY)
+    space = load_space_file(TINY)
     g = Genotype.load(out / "genotype.json", space)
     assert g.metadata["steps"] == 40 and g.metadata["train_data"] != g.metadata["val_data"]
     assert g.metadata["params_derived"] == sum(p.numel() for p in g.build().parameters())
@@ -76,11 +76,26 @@ def test_non_empty_output_folder_needs_overwrite(tmp_path, capsys):
     assert (out / "genotype.json").exists() and not (out / "keep.txt").exists()
 
 
-def test_bad_search_setting_in_a_space_file(tmp_path, capsys):
-    space = tmp_path / "s.yaml"
-    space.write_text(open(TINY).read() + "  stepz: 3\n")
-    assert main(["--space", str(space), "--out", str(tmp_path / "o")]) == 2
+def test_bad_search_setting_in_a_recipe(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text((REPO / "recipes" / "tiny.yaml").read_text() + "  stepz: 3\n")
+    assert main(["--space", TINY, "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
     assert "unknown search setting(s) ['stepz']" in capsys.readouterr().err
+    assert main(["--space", TINY, "--recipe", "nosuch", "--out", str(tmp_path / "o")]) == 2
+    assert "recipe not found: nosuch" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_a_recipe_sets_defaults_that_flags_override(tmp_path):
+    from clearer_nni.config import SearchConfig, resolve_search
+
+    assert resolve_search({}) == SearchConfig(recipe="paper", data="bsds500")  # denoise: the paper's recipe
+    tiny = resolve_search({"space": "tiny"})
+    assert (tiny.recipe, tiny.steps, tiny.batch_size, tiny.log_every) == ("tiny", 40, 4, 10)
+    assert resolve_search({"space": "tiny", "recipe": "demo", "steps": 70}).steps == 70
+    assert resolve_search({"space": "tiny", "recipe": "demo"}).batch_size == 8
+    # the library runs exactly what it is given: no file is read behind its back
+    cfg = SearchConfig(space="demo", data="bsds500", steps=5000)
+    assert (cfg.data, cfg.steps, cfg.batch_size) == ("bsds500", 5000, 32)
 
 
 def test_authors_options_run_and_are_recorded(tmp_path):

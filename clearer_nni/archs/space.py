@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn as nn
@@ -129,24 +129,41 @@ class SpaceConfig:
             raise SpaceFileError(f"{source}: {exc}") from None
 
 
-def load_space_file(path: str | Path) -> tuple[SpaceConfig, dict[str, Any]]:
-    """Read a declarative space file (YAML): its ``space:`` section and its optional ``search:`` defaults."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpaceFileError(f"space file not found: {path}")
+def read_yaml(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; :class:`SpaceFileError` naming the file otherwise."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise SpaceFileError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict) or "space" not in doc:
+    except UnicodeDecodeError:
+        raise SpaceFileError(f"{path}: not a text (YAML) {what} file") from None
+    if not isinstance(doc, dict):
+        raise SpaceFileError(f"{path}: a {what} file must be a mapping")
+    return doc
+
+
+def load_space_file(path: str | Path) -> SpaceConfig:
+    """Read a declarative space file (YAML), or a shipped one by name (``denoise``, ``demo``...): its ``space:``.
+
+    The file may also name the run recipe it is searched with by default (``recipe: demo``, see
+    :mod:`clearer_nni.config`); run settings themselves belong in recipes, not here.
+    """
+    from ..bundled import space_path
+
+    try:
+        path = space_path(path)
+    except FileNotFoundError as exc:
+        raise SpaceFileError(str(exc)) from None
+    doc = read_yaml(path, "space")
+    if "space" not in doc:
         raise SpaceFileError(f"{path}: expected a mapping with a 'space:' section")
-    unknown = sorted(set(doc) - {"space", "search", "description"})
+    if "search" in doc:
+        raise SpaceFileError(f"{path}: run settings ('search:') belong in a recipe file (recipes/*.yaml, given with "
+                             "--recipe or named by the space file's 'recipe:'), not in the space file")
+    unknown = sorted(set(doc) - {"space", "recipe", "description"})
     if unknown:
-        raise SpaceFileError(f"{path}: unknown top-level key(s) {unknown}; known: description, space, search")
-    search = doc.get("search") or {}
-    if not isinstance(search, dict):
-        raise SpaceFileError(f"{path}: 'search:' must be a mapping")
-    return SpaceConfig.from_dict(doc["space"], source=str(path)), search
+        raise SpaceFileError(f"{path}: unknown top-level key(s) {unknown}; known: description, space, recipe")
+    return SpaceConfig.from_dict(doc["space"], source=str(path))
 
 
 class AuthorsFusion(nn.Module):
@@ -237,6 +254,28 @@ class ClearerSpace(_ClearerForward, ModelSpace):
             prev = branch_ch
         self.head = Head(prev, c.out_channels)
         init_weights(self)
+
+    def transfer_to(self, network: "ClearerNetwork", choices: Mapping[str, str]) -> int:
+        """Copy this super-network's weights of the candidates ``choices`` picks (and of the fixed parts:
+        stem, transitions, head) into the derived ``network``; return the number of tensors copied.
+
+        The super-network must be unfrozen (its columns still ``LayerChoice`` s, e.g. a fresh space that
+        loaded a search's ``supernet.pt``). Raises ``ValueError`` when a part does not fit.
+        """
+        pairs = [(network.stem, self.stem), (network.transitions, self.transitions), (network.head, self.head)]
+        derived = dict(network.columns())
+        for label, column in self.columns():
+            chosen = column[choices[label]]
+            # the authors' fusion candidate wraps the fusion module (F(P(y))); the derived column is F
+            pairs.append((derived[label], chosen.fusion if isinstance(chosen, AuthorsFusion) else chosen))
+        copied = 0
+        for target, source in pairs:
+            try:
+                target.load_state_dict(source.state_dict(), strict=True)
+            except RuntimeError as exc:
+                raise ValueError(f"the super-network's weights do not fit the derived network: {exc}") from None
+            copied += len(target.state_dict())
+        return copied
 
     def to_network(self) -> "ClearerNetwork":
         """The plain-PyTorch network of a frozen space (``space.freeze(sample).to_network()``)."""

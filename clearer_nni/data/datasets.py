@@ -75,14 +75,16 @@ def default_data_root() -> Path:
     Returns
     -------
     pathlib.Path
-        ``$CLEARER_DATA_ROOT`` if set; else ``../shared/data`` (relative to the current working
-        directory) if that folder exists; else ``~/.cache/clearer_nni/data``.
+        ``$CLEARER_DATA_ROOT`` if set; else, when this package runs from a source checkout, the
+        checkout's sibling ``shared/data`` if that folder exists (the project's own machines); else
+        ``~/.cache/clearer_nni/data``. The current folder never matters.
     """
     env = os.environ.get("CLEARER_DATA_ROOT")
     if env:
         return Path(env).expanduser()
-    shared = Path.cwd().parent / "shared" / "data"
-    if shared.is_dir():
+    checkout = Path(__file__).resolve().parents[2]
+    shared = checkout.parent / "shared" / "data"
+    if (checkout / "setup.py").is_file() and shared.is_dir():
         return shared
     return Path.home() / ".cache" / "clearer_nni" / "data"
 

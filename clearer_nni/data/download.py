@@ -417,7 +417,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("names", nargs="+", choices=sorted(DATASETS), metavar="NAME",
                         help=f"one or more of {', '.join(sorted(DATASETS))}")
     parser.add_argument("--root", default=None, help="data root (default: $CLEARER_DATA_ROOT, "
-                        "../shared/data if present, else ~/.cache/clearer_nni/data)")
+                        "a source checkout's ../shared/data if present, else ~/.cache/clearer_nni/data)")
     args = parser.parse_args(argv)
     status = 0
     for n in args.names:

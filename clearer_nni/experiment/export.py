@@ -1,8 +1,8 @@
-"""``python -m clearer_nni.export``: the genotype of an NNI experiment's best trial (or of a named trial).
+"""``clearer-nni export``: the genotype of an NNI experiment's best trial (or of a named trial).
 
 ::
 
-    python -m clearer_nni.export EXPERIMENT_ID_OR_DIR [--trial ID] [-o genotype.json] [--workdir DIR]
+    clearer-nni export EXPERIMENT_ID_OR_DIR [--trial ID] [-o genotype.json] [--workdir DIR]
 
 Reads the experiment's folder on disk, so it works on stopped experiments and without the web UI:
 ``<dir>/db/nni.sqlite`` (tables ``TrialJobEvent``: trial id, status events, parameters, trial folder;
@@ -293,7 +293,7 @@ def export_genotype(id_or_dir: str | Path, output: str | Path, trial: str | None
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m clearer_nni.export",
+    p = argparse.ArgumentParser(prog="clearer-nni export",
                                 description="Write the genotype of an NNI experiment's best trial (largest final "
                                             "'default' = derived-network validation PSNR), or of --trial.")
     add_experiment_arguments(p)

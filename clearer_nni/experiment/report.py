@@ -1,8 +1,8 @@
-"""``python -m clearer_nni.report``: a Table-5-style summary of an NNI experiment, and its Pareto plot.
+"""``clearer-nni report``: a Table-5-style summary of an NNI experiment, and its Pareto plot.
 
 ::
 
-    python -m clearer_nni.report EXPERIMENT_ID_OR_DIR -o DIR [--workdir DIR]
+    clearer-nni report EXPERIMENT_ID_OR_DIR -o DIR [--workdir DIR]
 
 Writes into ``DIR``:
 
@@ -14,7 +14,7 @@ Writes into ``DIR``:
 The PSNR is what the trials report as their final ``default``: the *derived* network's PSNR on the
 search's fixed validation patches, with the weights it inherits from the super-network. The paper's
 Table 5 reports BSD500 test PSNR after retraining each derived network from scratch: retrain and
-evaluate the exported genotypes (``python -m clearer_nni.export --trial ID``) to compare with it.
+evaluate the exported genotypes (``clearer-nni export --trial ID``) to compare with it.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def write_report(id_or_dir: str | Path, out: str | Path, workdir: str | Path | N
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m clearer_nni.report",
+    p = argparse.ArgumentParser(prog="clearer-nni report",
                                 description="Table-5-style table (CSV, Markdown) and Pareto plot of an NNI experiment.")
     add_experiment_arguments(p)
     p.add_argument("-o", "--out", required=True, help="output folder")

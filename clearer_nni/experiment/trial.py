@@ -46,7 +46,7 @@ from typing import Any, Mapping, Sequence
 
 from .export import finite_or_none
 
-__all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "SEARCHES", "TrialReporter", "apply_parameters", "experiment_dir",
+__all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "SEARCHES", "TrialReporter", "parameter_settings", "experiment_dir",
            "search_folder", "SearchPlan", "plan_search", "default_checkpoint_every", "final_metric", "main"]
 
 #: Parameter names accepted besides the :class:`~clearer_nni.search.SearchConfig` field names.
@@ -104,12 +104,9 @@ class TrialReporter:
                              f"{params!r}")
         self.parameter_id = record.get("parameter_id")
         self.parameters = dict(params)
-        try:  # keep nni.get_current_parameter() working for code that asks
-            import nni.trial
+        from ..compat import set_trial_record
 
-            nni.trial._params = record
-        except Exception:  # pragma: no cover - private attribute of NNI
-            pass
+        set_trial_record(record)  # keep nni.get_current_parameter() working for code that asks
         return dict(self.parameters)
 
     def _send(self, kind: str, metric: dict[str, Any], sequence: int) -> None:
@@ -136,63 +133,15 @@ class TrialReporter:
 
 # -- parameters → SearchConfig ---------------------------------------------------------------------
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    """Convert an NNI parameter value to the type of the SearchConfig field with default ``default``."""
-    bad = ValueError(f"parameter {name!r}: bad value {value!r} ({type(value).__name__}); "
-                     f"expected {type(default).__name__ if default is not None else 'a string'}")
-    if isinstance(value, (dict, list, tuple)):
-        raise ValueError(f"parameter {name!r}: nested values are not supported, got {value!r} "
-                         "(use plain choice/uniform/... search-space entries)")
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise bad
-    if isinstance(default, int):
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value)  # quniform/randint give floats
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                raise bad from None
-        raise bad
-    if isinstance(default, float):
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise bad from None
-        raise bad
-    # str (or optional str) fields
-    if value is None and default is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # e.g. log_base 10
-    raise bad
-
-
-def apply_parameters(cfg: Any, explicit: set[str], params: Mapping[str, Any]) -> tuple[Any, set[str]]:
-    """Return ``cfg`` with NNI's ``params`` applied (as explicit settings), and the new explicit set.
+def parameter_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """NNI's ``params`` as search settings: names (aliases, the ``lambdas`` pair) and types of
+    :class:`~clearer_nni.config.SearchConfig` fields.
 
     Raises ``ValueError`` naming an unknown parameter or a bad value.
     """
-    from ..search import SearchConfig
+    from ..config import SearchConfig, coerce_setting, field_types
 
-    fields = {f.name: f for f in dataclasses.fields(SearchConfig)}
+    fields = field_types(SearchConfig)
     tunable = sorted(set(fields) - NOT_TUNABLE)
     changes: dict[str, Any] = {}
     items = []
@@ -212,9 +161,8 @@ def apply_parameters(cfg: Any, explicit: set[str], params: Mapping[str, Any]) ->
                              f"{', '.join(tunable)} (aliases: {', '.join(ALIASES)}; pair: {PAIR})")
         if name in changes:
             raise ValueError(f"parameter {name!r} given twice (directly and through an alias or {PAIR!r})")
-        changes[name] = _coerce(raw_name, value, getattr(SearchConfig(), name))
-    cfg = dataclasses.replace(cfg, **changes)
-    return cfg, set(explicit) | (set(changes) - {"space"})
+        changes[name] = coerce_setting(SearchConfig, name, value, f"parameter {raw_name!r}")
+    return changes
 
 
 def _restore_home() -> None:
@@ -271,26 +219,22 @@ class SearchPlan:
     rows: int = 0
 
 
-#: Genotype metadata that must match the trial's explicit settings for a finished search to count.
-_META = ("lambda_arch", "lambda_comp", "steps", "warmup_steps", "batch_size", "patch_size", "seed", "mixing",
-         "cost_metric", "log_base", "arch_eval_mode")
-
-
-def plan_search(out: Path, cfg: Any, explicit: set[str]) -> SearchPlan:
+def plan_search(out: Path, cfg: Any) -> SearchPlan:
     """Look at a trial's search folder ``out`` (and its staging folder ``.<out>.partial``): a published
-    result with settings matching ``cfg`` → ``published``; else a complete checkpoint saved with the same
-    explicit settings → ``resume``; else ``fresh``. Never raises on what it finds (a torn checkpoint is
-    skipped with a warning, an unreadable genotype means searching again)."""
+    result whose recorded settings are ``cfg``'s → ``published``; else a complete checkpoint saved with
+    ``cfg``'s settings (but the free ones: output, device...) → ``resume``; else ``fresh``. Never raises on
+    what it finds (a torn checkpoint is skipped with a warning, an unreadable genotype means searching again)."""
+    from ..config import RESUME_FREE
     from ..nas.genotype import Genotype
-    from ..resume import CheckpointStore
     from ..runtime import staging_dir
-    from ..search import _RESUME_FREE, _STATE_FORMAT
+    from ..search import RECORDED_SETTINGS
+    from ..training.state import SEARCH_STATE, CheckpointStore
 
     genotype = Path(out) / "genotype.json"
     if genotype.is_file():
         try:
             meta = dict(Genotype.load(genotype).metadata or {})
-            clash = [k for k in _META if k in explicit and k in meta and meta[k] != getattr(cfg, k)]
+            clash = [k for k in RECORDED_SETTINGS if k in meta and meta[k] != getattr(cfg, k)]
         except (OSError, ValueError) as exc:
             meta, clash = {}, [f"unreadable: {exc}"]
         if not clash and finite_or_none(meta.get("val_psnr_derived")) is not None:
@@ -298,11 +242,12 @@ def plan_search(out: Path, cfg: Any, explicit: set[str]) -> SearchPlan:
         note = f"{genotype} is not this trial's result ({', '.join(clash) or 'no derived PSNR'}): searching again"
     else:
         note = ""
-    found = CheckpointStore(staging_dir(out) / "checkpoints", _STATE_FORMAT).latest()
+    found = CheckpointStore(staging_dir(out) / "checkpoints", SEARCH_STATE).latest()
     if found is not None:
         path, state = found
         saved = state.get("config") or {}
-        clash = sorted(k for k in set(explicit) - _RESUME_FREE if k in saved and saved[k] != getattr(cfg, k))
+        ours = dataclasses.asdict(cfg)
+        clash = sorted(k for k, v in saved.items() if k in ours and k not in RESUME_FREE and v != ours[k])
         if not clash:
             return SearchPlan("resume", int(state["step"]), path, note, len(state.get("log") or []))
         note = (note + "; " if note else "") + f"{path} was saved with other settings {clash}: searching again"
@@ -343,35 +288,31 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    from ..archs.space import load_space_file
+    from ..config import resolve_search
     from ..runtime import atomic_write_text
-    from ..search import config_from_args, resolve_space_path, run_search
+    from ..search import run_search, search_parser
 
-    cfg, explicit = config_from_args(argv)
+    flags = vars(search_parser("clearer-nni experiment trial").parse_args(argv))
+    flags.pop("resume", None)  # the trial decides (plan_search)
     reporter = TrialReporter()  # captured now, before anything else runs
     params = reporter.receive_parameters()
     print(f"trial {reporter.trial_id} of experiment {reporter.experiment_id}: parameter id {reporter.parameter_id}, "
           f"parameters {json.dumps(params, sort_keys=True)}", flush=True)
-    cfg, explicit = apply_parameters(cfg, explicit, params)
+    settings = parameter_settings(params)
 
     plan = SearchPlan("fresh")
     out_root = None
     if reporter.standalone:
-        out = Path(cfg.out if "out" in explicit else "runs/trial")
-        cfg = dataclasses.replace(cfg, out=str(out), progress=False)
+        cfg = resolve_search({**flags, "out": flags.get("out", "runs/trial"), "progress": False}, settings)
+        out = Path(cfg.out)
     else:
         out_root = Path(os.environ.get("NNI_OUTPUT_DIR") or ".").resolve()
         out, shared = search_folder(out_root, reporter.experiment_id, reporter.parameter_id)
-        if "checkpoint_every" not in explicit:  # the space file's interval, else about ten a search
-            _space, defaults = load_space_file(resolve_space_path(cfg.space))
-            steps = cfg.steps if "steps" in explicit else defaults.get("steps", cfg.steps)
-            every = defaults.get("checkpoint_every",
-                                 default_checkpoint_every(steps if isinstance(steps, int) else 1000))
-            cfg, explicit = dataclasses.replace(cfg, checkpoint_every=every), explicit | {"checkpoint_every"}
-        cfg = dataclasses.replace(cfg, out=str(out), overwrite=True, progress=False, resume=False)
-        explicit = explicit - {"resume"}
+        # the recipe's checkpoint interval, else about ten a search
+        cfg = resolve_search({**flags, "out": str(out), "overwrite": True, "progress": False}, settings,
+                             auto={"checkpoint_every": lambda s: default_checkpoint_every(s.get("steps", 1000))})
         if shared:
-            plan = plan_search(out, cfg, explicit)
+            plan = plan_search(out, cfg)
         if plan.note:
             print(f"note: {plan.note}", flush=True)
         if plan.action == "resume":
@@ -383,7 +324,7 @@ def _run(argv: Sequence[str] | None) -> int:
     record: dict[str, Any] = {
         "trial_id": reporter.trial_id, "experiment_id": reporter.experiment_id,
         "parameter_id": reporter.parameter_id, "parameters": params, "argv": list(argv or sys.argv[1:]),
-        "config": dataclasses.asdict(cfg), "explicit": sorted(explicit), "started": time.time(),
+        "config": dataclasses.asdict(cfg), "flags": sorted(flags), "started": time.time(),
         "search_dir": str(out), "action": plan.action, "resumed_from_step": plan.step}
     if out_root is not None:
         expdir = experiment_dir(out_root, reporter.experiment_id)
@@ -415,7 +356,7 @@ def _run(argv: Sequence[str] | None) -> int:
             reporter.intermediate({"default": psnr, "alpha_entropy": finite_or_none(row.get("loss_arch")),
                                    "step": int(row["step"])})
 
-        result = run_search(cfg, explicit, on_log=on_log)
+        result = run_search(cfg, on_log=on_log)
         meta = {"val_psnr_derived": result.derived_psnr, "val_psnr_supernet": result.supernet_psnr,
                 "search_seconds": result.seconds, **result.genotype.metadata}
         final = final_metric(meta, result.genotype_path)

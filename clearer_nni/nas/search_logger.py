@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..archs.space import CANDIDATES
+from ..compat import arch_alpha
 from ..metrics import mean_psnr
 
 __all__ = ["SearchLogger", "derived_alpha", "recalibrated_bn"]
@@ -31,7 +32,7 @@ def derived_alpha(oneshot: Any) -> Iterator[None]:
     saved = []
     with torch.no_grad():
         for _, m, _ in oneshot.mixed_columns():
-            a = m._arch_alpha
+            a = arch_alpha(m)
             saved.append(a.detach().clone())
             hard = torch.full_like(a, -1e4)
             hard[int(a.argmax())] = 0.0
@@ -41,7 +42,7 @@ def derived_alpha(oneshot: Any) -> Iterator[None]:
     finally:
         with torch.no_grad():
             for (_, m, _), a in zip(oneshot.mixed_columns(), saved):
-                m._arch_alpha.copy_(a)
+                arch_alpha(m).copy_(a)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.oneshot.pytorch.strategy import DARTS
 
 from ..archs.space import CANDIDATES
+from ..compat import arch_alpha, mixed_softmax
 from .regularizers import LOG_BASES, arch_entropy_loss, complexity_loss
 
 __all__ = ["ClearerDARTS", "ClearerDartsModule", "StepRecord"]
@@ -88,11 +89,11 @@ class ClearerDartsModule(DartsLightningModule):
     def arch_parameters(self) -> list[nn.Parameter]:
         """The α of every column, in network order (NNI's DARTS returns them in ``set`` order,
         which changes between processes and would scramble a resumed Adam state)."""
-        return [m._arch_alpha for _, m, _ in self.mixed_columns()]
+        return [arch_alpha(m) for _, m, _ in self.mixed_columns()]
 
     def column_probs(self) -> list[torch.Tensor]:
         """softmax(α) of each column, differentiable w.r.t. α."""
-        return [m._softmax(m._arch_alpha) for _, m, _ in self.mixed_columns()]
+        return [mixed_softmax(m, arch_alpha(m)) for _, m, _ in self.mixed_columns()]
 
     def parallel_probs(self) -> dict[str, float]:
         """P(parallel) per column label (a host sync: for logging only)."""

@@ -158,12 +158,15 @@ def test_default_data_root(monkeypatch, tmp_path):
     monkeypatch.setenv("CLEARER_DATA_ROOT", str(tmp_path))
     assert default_data_root() == tmp_path
     monkeypatch.delenv("CLEARER_DATA_ROOT")
+    # a source checkout: its sibling shared/data when that exists, wherever the current folder is
+    checkout = Path(__file__).resolve().parents[2]
+    shared = checkout.parent / "shared" / "data"
     work = tmp_path / "repo"
+    (work.parent / "shared" / "data").mkdir(parents=True)
     work.mkdir()
     monkeypatch.chdir(work)
-    assert default_data_root() == Path.home() / ".cache" / "clearer_nni" / "data"
-    (tmp_path / "shared" / "data").mkdir(parents=True)
-    assert default_data_root() == tmp_path / "shared" / "data"
+    expected = shared if shared.is_dir() else Path.home() / ".cache" / "clearer_nni" / "data"
+    assert default_data_root() == expected
 
 
 # ------------------------------------------------------------------ bad inputs

@@ -23,11 +23,11 @@ from typing import Any, Iterator, Mapping
 import torch
 import torch.nn as nn
 
-from .nas.genotype import Genotype, GenotypeError, check_header
-from .runtime import atomic_save
+from ..nas.genotype import Genotype, GenotypeError, check_header
+from ..runtime import atomic_save
 
-__all__ = ["FORMAT", "VERSION", "CheckpointError", "save_checkpoint", "load_checkpoint", "read_torch_file",
-           "data_seen"]
+__all__ = ["FORMAT", "VERSION", "SUPERNET_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint",
+           "read_torch_file", "data_seen", "save_supernet", "load_supernet", "init_from_supernet"]
 
 FORMAT = "clearer-nni-checkpoint"
 VERSION = 1
@@ -184,3 +184,79 @@ def data_seen(genotype: Genotype, metadata: Mapping[str, Any] | None = None) -> 
     """
     names = list(_data_names(genotype.metadata)) + list(_data_names(metadata or {}))
     return sorted(set(names))
+
+
+# -- the super-network file (supernet.pt) ---------------------------------------------------------
+
+SUPERNET_FORMAT = "clearer-nni-supernet"
+
+
+def save_supernet(path: str | Path, space: Any, mixing: str, state_dict: Mapping[str, torch.Tensor]) -> Path:
+    """Write a search's super-network weights (``supernet.pt``) with its space and mixing, atomically."""
+    doc = {"format": SUPERNET_FORMAT, "version": 1, "space": space.to_dict(), "mixing": mixing,
+           "state_dict": {k: v.detach().to("cpu") for k, v in state_dict.items()}}
+    return atomic_save(doc, Path(path))
+
+
+def load_supernet(path: str | Path) -> Any:
+    """A search's ``supernet.pt`` as an unfrozen :class:`~clearer_nni.archs.ClearerSpace` holding its weights.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, foreign or corrupt file, or weights that do not fit the space it names.
+    """
+    from ..archs.space import MIXING_MODES, ClearerSpace, SpaceConfig, SpaceFileError
+
+    path = Path(path)
+    doc = read_torch_file(path, "super-network")
+    if doc.get("format") != SUPERNET_FORMAT:
+        raise CheckpointError(f"{path}: not a clearer-nni super-network (format is {doc.get('format')!r}, "
+                              f"expected {SUPERNET_FORMAT!r}: the supernet.pt a search writes)")
+    if doc.get("version") != 1:
+        raise CheckpointError(f"{path}: unsupported super-network version {doc.get('version')!r}")
+    try:
+        space = SpaceConfig.from_dict(doc.get("space"), source=f"{path}: space")
+    except SpaceFileError as exc:
+        raise CheckpointError(str(exc)) from None
+    state = doc.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: super-network file has no 'state_dict'")
+    # the mixed layers' α is not a weight of the space
+    weights = {k: v for k, v in state.items() if not k.endswith("_arch_alpha")}
+    # files written before the mixing was recorded: the one whose modules the weights fit
+    modes = [doc["mixing"]] if doc.get("mixing") in MIXING_MODES else list(MIXING_MODES)
+    problems = []
+    for mixing in modes:
+        supernet = ClearerSpace(space, mixing=mixing)
+        try:
+            supernet.load_state_dict(weights, strict=True)
+            return supernet
+        except RuntimeError as exc:
+            problems.append(str(exc).splitlines()[0])
+    raise CheckpointError(f"{path}: the weights do not fit the super-network of its space ({problems[-1]})")
+
+
+def init_from_supernet(network: nn.Module, genotype: Genotype, path: str | Path) -> int:
+    """Copy the chosen candidates' weights (and the fixed parts) of a search's ``supernet.pt`` into ``network``.
+
+    Returns
+    -------
+    int
+        The number of tensors copied (all of ``network.state_dict()``).
+
+    Raises
+    ------
+    CheckpointError
+        Missing, foreign or corrupt file, a super-network of another space, or weights that do not fit.
+    """
+    supernet = load_supernet(path)
+    if supernet.config != genotype.space:
+        ours, theirs = genotype.space.to_dict(), supernet.config.to_dict()
+        diff = {k: (ours[k], theirs[k]) for k in ours if ours[k] != theirs[k]}
+        raise CheckpointError(f"{path}: the super-network was made for another space than the genotype; "
+                              f"differences (genotype, super-network): {diff}")
+    try:
+        return supernet.transfer_to(network, genotype.choices)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None

@@ -1,4 +1,4 @@
-"""Resumable training state: atomic checkpoint files, the newest complete one, and RNG states.
+"""Resumable training state (``--resume``): atomic checkpoint files, the newest complete one, and RNG states.
 
 A checkpoint is one ``torch.save`` file of plain types and tensors (loadable with
 ``torch.load(weights_only=True)``), written to a temporary name and renamed, so a crash or SIGKILL
@@ -24,10 +24,14 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from .runtime import atomic_save
+from ..runtime import atomic_save
 
-__all__ = ["CheckpointStore", "TrainingState", "capture_rng", "restore_rng", "resume_settings",
+__all__ = ["SEARCH_STATE", "RETRAIN_STATE", "CheckpointStore", "TrainingState", "capture_rng", "restore_rng",
            "nonfinite_error", "stop_and_keep"]
+
+#: Format tags of the resumable states of a search and of a retraining.
+SEARCH_STATE = "clearer-nni-search-state"
+RETRAIN_STATE = "clearer-nni-retrain-state"
 
 _NAME = re.compile(r"^step-(\d+)\.pt$")
 
@@ -90,56 +94,27 @@ class CheckpointStore:
             old.unlink(missing_ok=True)
         return path
 
-    def load(self, path: str | Path) -> dict[str, Any]:
-        """Load one checkpoint; ``ValueError`` if it is torn, corrupt or of another format."""
+    def load(self, path: str | Path, mmap: bool = False) -> dict[str, Any]:
+        """Load one checkpoint; ``ValueError`` if it is torn, corrupt or of another format.
+
+        ``mmap``: map the tensors instead of reading them (cheap when only the settings are needed).
+        """
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
         except Exception as exc:  # torn zip, truncated pickle, unsafe content...
             raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
         if not isinstance(payload, dict) or payload.get("format") != self.fmt:
             raise ValueError(f"{path}: not a {self.fmt} checkpoint")
         return payload
 
-    def latest(self) -> tuple[Path, dict[str, Any]] | None:
+    def latest(self, mmap: bool = False) -> tuple[Path, dict[str, Any]] | None:
         """The newest complete checkpoint, skipping (with a warning) any that cannot be read."""
         for path in self.paths():
             try:
-                return path, self.load(path)
+                return path, self.load(path, mmap=mmap)
             except ValueError as exc:
                 warnings.warn(f"skipping {exc}; falling back to the previous checkpoint", RuntimeWarning)
         return None
-
-
-def resume_settings(cfg: Any, explicit: Collection[str], folder: Path, fmt: str, free: Collection[str],
-                    what: str) -> tuple[Any, dict[str, Any]]:
-    """The saved settings (a ``type(cfg)`` dataclass) and newest complete state of an interrupted run.
-
-    Explicit flags other than the ``free`` ones (output, device, progress...) must equal the saved
-    settings; the free ones given explicitly replace them.
-
-    Raises
-    ------
-    ValueError
-        No complete checkpoint in ``folder``, or an explicit flag that differs from the saved settings.
-    """
-    found = CheckpointStore(folder, fmt).latest()
-    if found is None:
-        raise ValueError(f"nothing to resume for {cfg.out}: no complete checkpoint in {folder}")
-    path, state = found
-    saved = type(cfg)(**state["config"])
-    clash = {k: (getattr(cfg, k), getattr(saved, k)) for k in sorted(set(explicit) - set(free))
-             if getattr(cfg, k) != getattr(saved, k)}
-    if clash:
-        raise ValueError(f"--resume continues with the interrupted {what}'s settings; these flags differ "
-                         f"(given, saved): {clash}")
-    keep = {k: getattr(cfg, k) for k in free if k in explicit or k in ("out", "resume")}
-    resumed = dataclasses.replace(saved, **keep)
-    out = Path(resumed.out)
-    if out.is_dir() and any(out.iterdir()) and not getattr(resumed, "overwrite", False):
-        raise ValueError(f"output folder is not empty: {out} (it was filled after the {what} was interrupted; "
-                         "pass --overwrite to replace it)")
-    print(f"resuming from {path} (step {state['step']} of {saved.steps})", file=sys.stderr)
-    return resumed, state
 
 
 def nonfinite_error(step: int, advice: str) -> FloatingPointError:
