@@ -30,6 +30,14 @@ def bundle() -> Path:
     return BUNDLE
 
 
+@pytest.fixture(scope="module")
+def mimic(tmp_path_factory) -> str:
+    """The dry run's base Python: a fresh venv with only what the GPU machine has."""
+    env = tmp_path_factory.mktemp("mimic") / "env"
+    return subprocess.run([str(REPO / ".venv" / "bin" / "python"), "benchmarks/_gpu.py", "mimic", str(env)],
+                          cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_bundle_holds_nni_without_nni_node(bundle):
     wheels = {p.name.split("-")[0].lower() for p in (bundle / "wheels").glob("*.whl")}
     assert {"nni", "json_tricks", "schema", "typeguard", "websockets"} <= wheels
@@ -64,12 +72,20 @@ def test_dry_run(bundle, tmp_path):
     assert not [n for n in names if n.endswith((".ckpt", ".pt"))]
 
 
-def test_mimic_lacks_nni(bundle, tmp_path):
+def test_mimic_lacks_nni(mimic, tmp_path):
     """The dry run's base environment has what the GPU machine has, and no nni."""
-    py = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "benchmarks/_gpu.py", "mimic", str(tmp_path / "env")],
-                        cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    probe = subprocess.run([py, "-c", "import torch, pytorch_lightning, skimage, pandas\n"
+    probe = subprocess.run([mimic, "-c", "import torch, pytorch_lightning, skimage, pandas\n"
                                       "try:\n    import nni\nexcept ModuleNotFoundError:\n    print('no nni')"],
                            cwd=tmp_path, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert probe.returncode == 0, probe.stderr[-2000:]
     assert probe.stdout.strip() == "no nni"
+
+
+def test_real_run_without_a_gpu_stops_after_the_check(bundle, mimic, tmp_path):
+    """Without --dry-run the script wants CUDA: here it installs, checks, says so and writes its summary."""
+    out = tmp_path / "out"
+    run = subprocess.run(["bash", "benchmarks/gpu.sh", "--out", str(out), "--work", str(tmp_path / "work")],
+                         cwd=REPO, capture_output=True, text=True, timeout=200, env={"PATH": "/usr/bin:/bin", "PYTHON": mimic})
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert "no CUDA GPU seen" in (out / "console.log").read_text()
+    assert "| check | failed (exit 1) |" in (out / "summary.md").read_text()
