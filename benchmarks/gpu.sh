@@ -121,7 +121,7 @@ if [ "$CHECK" = ok ]; then
 
   # -- one full search, if the fastest rate lets it finish and leave FULL_RESERVE ------------------------
   read -r FAST NEED < <("$PY" benchmarks/_gpu.py predict "$WORK" "$FULL_STEPS")
-  if [ "$FAST" = none ]; then
+  if [ -z "${FAST:-}" ] || [ "$FAST" = none ]; then
     skip full "no search rate was measured"
   else
     # shellcheck disable=SC2046,SC2086
