@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU benchmark, one run of at most 8 minutes (docs/GPU.md): search steps/s at the paper's setting (fp32,
-# bf16-mixed + channels_last, + torch.compile) and the 10,000-step search time extrapolated from each; the
-# Lightning + NNI overhead against plain PyTorch; one real full search if the fastest rate lets it finish
-# in time; retraining steps/s (bf16-mixed) and a short retraining scored on Set12; the search-quality
+# bf16-mixed + channels_last, + torch.compile) and the 10,000-step search time extrapolated from each; one
+# real full search if the fastest rate lets it finish in time; the Lightning + NNI overhead against plain
+# PyTorch; retraining steps/s (bf16-mixed) and a short retraining scored on Set12; the search-quality
 # benchmark as concurrent processes on the one GPU. Each stage has a time budget: skipped when too little
 # is left, killed at its limit, and listed in the summary either way.
 #
@@ -11,7 +11,7 @@
 #   bash benchmarks/gpu.sh --dry-run         # here: the same path on CPU, tiny sizes, a tiny budget
 #
 # Options: --budget S (wall seconds in all [480; dry run 120]), --skip a,b (stages to leave out: fp32 fast
-# fast_compile overhead full retrain eval quality), --bundle DIR [.gpu], --work DIR (scratch [a temp dir,
+# fast_compile full overhead retrain eval quality), --bundle DIR [.gpu], --work DIR (scratch [a temp dir,
 # removed]). Installs from the bundle only (no index): nni and its missing dependencies go into a fresh
 # --target folder put on PYTHONPATH over the machine's python3 ($PYTHON); in the dry run that python3 is
 # a fresh venv that links, from .venv, only what the GPU machine has (benchmarks/_gpu.py mimic).
@@ -57,7 +57,7 @@ else
   QUALITY_FLAGS=""   # quality.py's own default budget (demo space)
   declare -A LIMIT=([check]=90 [fp32]=60 [fast]=50 [fast_compile]=150 [overhead]=45 [retrain]=75 [eval]=30 [quality_summary]=30)
   declare -A MIN=([check]=20 [fp32]=30 [fast]=30 [fast_compile]=60 [overhead]=30 [retrain]=40 [eval]=15 [quality]=90 [quality_summary]=15)
-  FULL_RESERVE=60   # left for retrain + eval after a full search
+  FULL_RESERVE=20   # the full search comes first: the stages after it get what it leaves
 fi
 declare -A VARIANT=([fp32]="" [fast]="--channels-last --precision bf16-mixed"
                     [fast_compile]="--channels-last --precision bf16-mixed --compile")
@@ -115,9 +115,6 @@ if [ "$CHECK" = ok ]; then
     # shellcheck disable=SC2046,SC2086
     stage "$v" "${LIMIT[$v]}" "${MIN[$v]}" "$PY" $(search "$v" "${RATE_STEPS[$v]}" ${VARIANT[$v]})
   done
-  # shellcheck disable=SC2086
-  stage overhead "${LIMIT[overhead]}" "${MIN[overhead]}" "$PY" benchmarks/search_overhead.py $OVERHEAD_FLAGS \
-    --device auto --no-append
 
   # -- one full search, if the fastest rate lets it finish and leave FULL_RESERVE ------------------------
   read -r FAST NEED < <("$PY" benchmarks/_gpu.py predict "$WORK" "$FULL_STEPS")
@@ -127,6 +124,11 @@ if [ "$CHECK" = ok ]; then
     # shellcheck disable=SC2046,SC2086
     stage full $(( NEED * 5 / 4 + 30 )) $(( NEED + FULL_RESERVE )) "$PY" $(search full "$FULL_STEPS" ${VARIANT[$FAST]})
   fi
+
+  # -- the Lightning + NNI step against the same step in plain PyTorch, both on the device ---------------------
+  # shellcheck disable=SC2086
+  stage overhead "${LIMIT[overhead]}" "${MIN[overhead]}" "$PY" benchmarks/search_overhead.py $OVERHEAD_FLAGS \
+    --device auto --no-append
 
   # -- retraining steps/s (bf16-mixed), then its Set12 score -------------------------------------------------
   GENO=""

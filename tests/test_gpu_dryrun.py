@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, SHARED_DATA
 
 BUNDLE = REPO / ".gpu"
-STAGES = ["check", "fp32", "fast", "fast_compile", "overhead", "full", "retrain", "eval", "quality",
+STAGES = ["check", "fp32", "fast", "fast_compile", "full", "overhead", "retrain", "eval", "quality",
           "quality_summary"]
 
 
