@@ -263,11 +263,13 @@ def summary(work: Path, variants: Sequence[str] = VARIANTS) -> str:
         parts.append("## Lightning + NNI against plain PyTorch (benchmarks/search_overhead.py)\n\n"
                      + text[text.index("\nSetting"):].strip())
     full = work / "search_full"
-    rows = _csv(full / "search_log.csv")
-    if rows and (full / "genotype.json").is_file():
+    rows = _csv(full / "search_log.csv") or _csv(work / ".search_full.partial" / "search_log.csv")
+    if rows:
         r = search_rate(full)
+        done = (f"architecture `{_architecture(work / 'full.log')}`" if (full / "genotype.json").is_file()
+                else "stopped before the end (see the stage table)")
         parts.append(f"## Full search\n\n{rows[-1]['step']} steps in {float(rows[-1]['seconds']) / 60:.1f} min"
-                     + (f" ({r[0]:.2f} steps/s)" if r else "") + f"; architecture `{_architecture(work / 'full.log')}`")
+                     + (f" ({r[0]:.2f} steps/s)" if r else "") + f"; {done}")
     r = retrain_rate(work / "retrain")
     parts.append("## Retraining (bf16-mixed)\n\n" + (f"{r:.2f} steps/s" if r else "no rate (failed or skipped)"))
     for f in sorted(work.glob("eval*/summary.csv")):

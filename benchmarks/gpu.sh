@@ -169,7 +169,7 @@ fi
 # -- summary.md and one tar of the logs (at most 8 files come back from $OUT) -------------------------------
 "$PY" benchmarks/_gpu.py summary "$WORK" > "$OUT/summary.md"
 tar -czf "$OUT/logs.tar.gz" -C "$WORK" --exclude=base-env --exclude=site --exclude=home --exclude='*.pt' \
-  --exclude='*.ckpt' --exclude='.*.partial' .
+  --exclude='*.ckpt' .
 cat "$OUT/summary.md"
 echo "gpu.sh: done in $(( $(date +%s) - START )) s; $OUT: $(ls "$OUT" | tr '\n' ' ')"
 [ "$KEEP_WORK" = 1 ] || rm -rf "$WORK"
