@@ -14,6 +14,7 @@ Variants: ``same`` (both fp32 NCHW: the overhead of Lightning and NNI), ``channe
 
     python benchmarks/search_overhead.py --setting tiny
     python benchmarks/search_overhead.py --setting paper --warmup 2 --steps 5
+    python benchmarks/search_overhead.py --setting paper --device cuda   # both sides on the GPU, synchronised
 """
 
 from __future__ import annotations
@@ -109,10 +110,11 @@ class _Repeat(torch.utils.data.Dataset):
 
 
 def run_variant(setting: str, variant: str, warmup: int, steps: int, data: str = "skimage",
-                batch: int | None = None, patch: int | None = None) -> Timings:
+                batch: int | None = None, patch: int | None = None, device: str = "cpu") -> Timings:
     """Time ``warmup + steps`` interleaved pairs of steps; return the measured ones.
 
-    ``batch`` and ``patch`` override the setting's.
+    ``batch`` and ``patch`` override the setting's. On ``device`` cuda both sides run on the GPU, and each
+    timing ends with a synchronisation (kernels run asynchronously).
     """
     import pytorch_lightning as pl
     from nni.nas.evaluator.pytorch import DataLoader
@@ -120,7 +122,11 @@ def run_variant(setting: str, variant: str, warmup: int, steps: int, data: str =
     from clearer_nni.archs import ClearerSpace, load_space_file
     from clearer_nni.models.restoration import SEARCH_WEIGHTS, RestorationModule
     from clearer_nni.nas import ClearerDARTS, candidate_costs, normalise_costs
+    from clearer_nni.runtime import lightning_accelerator, resolve_device
     from clearer_nni.training.fit import fit_supernet
+
+    dev = resolve_device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     space_name, default_batch, default_patch = SETTINGS[setting]
     batch, patch = batch or default_batch, patch or default_patch
@@ -136,18 +142,22 @@ def run_variant(setting: str, variant: str, warmup: int, steps: int, data: str =
         def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
             # The reference gets its own super-network (plain NCHW eager) with the same weights and α.
             strategy = ClearerDARTS(**kw)
-            self.net = strategy.mutate_model(ClearerSpace(space_cfg))
+            self.net = strategy.mutate_model(ClearerSpace(space_cfg)).to(dev)
             self.net.load_state_dict(pl_module.training_module.model.state_dict())
             oneshot = strategy.configure_oneshot_module(RestorationModule(SEARCH_WEIGHTS, total))
             oneshot.set_model(self.net)
-            self.plain = PlainStep(self.net, oneshot, train, val, total)
+            on = lambda b: tuple(x.to(dev) for x in b)  # noqa: E731
+            self.plain = PlainStep(self.net, oneshot, on(train), on(val), total)
+            sync()
             self.mark = time.perf_counter()
 
         def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
                                batch_idx: int) -> None:
+            sync()
             t = time.perf_counter()
             timings.lightning.append(t - self.mark)
             self.plain()
+            sync()
             self.mark = time.perf_counter()
             timings.plain.append(self.mark - t)
 
@@ -158,7 +168,8 @@ def run_variant(setting: str, variant: str, warmup: int, steps: int, data: str =
         fit_supernet(ClearerSpace(space_cfg), ClearerDARTS(**kw), RestorationModule(SEARCH_WEIGHTS, total),
                      DataLoader(_Repeat(train, batch * total), **loader_kw),
                      DataLoader(_Repeat(val, batch * total), **loader_kw),
-                     callbacks=[Interleave()], progress=False, **VARIANTS[variant])
+                     callbacks=[Interleave()], progress=False, accelerator=lightning_accelerator(device),
+                     **VARIANTS[variant])
     return Timings(timings.lightning[warmup:], timings.plain[warmup:])
 
 
@@ -171,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, help="timed pairs [tiny 40, paper 5]")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (1: stable pairs on a shared machine; 0: torch's default)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (both sides on it) [%(default)s]")
     p.add_argument("--quick", action="store_true", help="tiny setting, few steps (under a minute)")
     p.add_argument("--machine", default=_results.DEFAULT_MACHINE, help="named in docs/RESULTS.md")
     p.add_argument("--no-append", action="store_true", help="print only, do not write docs/RESULTS.md")
@@ -192,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for v in variants:
-        t = run_variant(args.setting, v, warmup, steps)
+        t = run_variant(args.setting, v, warmup, steps, device=args.device)
         ratios = [a / b for a, b in zip(t.lightning, t.plain)]
         r, rmin, rmax = median_spread(ratios)
         target = TARGETS.get((args.setting, v))
@@ -202,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     _, batch, patch = SETTINGS[args.setting]
     body = (f"Setting `{args.setting}` (space `{SETTINGS[args.setting][0]}`, batch {batch}, {patch}x{patch}); "
             f"{warmup} untimed + {steps} timed interleaved pairs per variant; torch threads "
-            f"{torch.get_num_threads()}. Ratio = ClearerDARTS step (Lightning + NNI, the variant's settings) / "
+            f"{torch.get_num_threads()}; device {args.device}. Ratio = ClearerDARTS step (Lightning + NNI, the variant's settings) / "
             "plain-PyTorch fp32 NCHW step, median of paired ratios (min-max beside it).\n\n"
             + table(["variant", "ClearerDARTS s/step", "plain s/step", "ratio (median)", "ratio min-max", "target"],
                     rows))
