@@ -17,7 +17,7 @@ $(STAMP): setup.py requirements.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m clearer_nni.quickstart --out runs/quickstart
+	$(BIN)/clearer-nni demo --out runs/quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -182,11 +182,14 @@ RECORDED_SETTINGS = ("recipe", "lambda_arch", "lambda_comp", "arch_lr", "lr", "c
 def search_parser(prog: str = "clearer-nni search") -> argparse.ArgumentParser:
     """The search's flags (also the trial's): one per :class:`SearchConfig` field; the help shows the
     values of the default space's recipe."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     try:
         shown = resolve_search({})
     except (OSError, ValueError):  # a broken install still prints its help
         shown = SearchConfig()
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+                                epilog=f"[values] are those of the default space {shown.space!r} with its recipe "
+                                       f"{shown.recipe!r}; another --space or --recipe brings its own (flags override "
+                                       "the recipe; docs/SEARCH.md)")
     return add_options(p, SearchConfig, defaults=shown)
 
 
