@@ -235,6 +235,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     from .data.patches import PatchDataset, fixed_batches, worker_init_fn
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
+    from .nas.diagram import draw_genotype
     from .nas.genotype import Genotype
     from .runtime import software_versions
     from .nas.regularizers import candidate_costs, normalise_costs
@@ -321,6 +322,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
             torch.save({"format": "clearer-nni-supernet", "version": 1, "space": space_cfg.to_dict(),
                         "state_dict": oneshot.training_module.model.state_dict()}, staging / "supernet.pt")
         logger.plot(staging / "alpha.png")
+        draw_genotype(genotype, staging / "genotype.png")
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
         publish(staging, out)
     except BaseException as exc:
@@ -400,7 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{g.metadata['params_derived'] / 1e6:.3f} M parameters):\n{g.summary()}")
         print(f"validation PSNR: super-network {result.supernet_psnr:.2f} dB, derived (inherited weights, BatchNorm re-estimated) "
               f"{result.derived_psnr:.2f} dB; {result.seconds:.0f} s")
-        print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}")
+        print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}, "
+              f"{result.out / 'genotype.png'}")
         return 0
 
     return run_cli(_run)
