@@ -134,16 +134,13 @@ def genotype_figure(genotype: Genotype, title: str | None = None) -> Any:
 
 
 def draw_genotype(genotype: Genotype, path: str | Path, title: str | None = None) -> Path:
-    """Write :func:`genotype_figure` as a PNG to ``path`` (atomically: a temporary file, then renamed)."""
+    """Write :func:`genotype_figure` as a PNG to ``path``, atomically."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
+    from ..runtime import atomic_write
+
     fig = genotype_figure(genotype, title)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fig.savefig(tmp, format="png")
-        tmp.replace(path)
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"), suffix=".png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
