@@ -19,6 +19,7 @@ COMMANDS = {
     "retrain": "clearer_nni.retrain",
     "evaluate": "clearer_nni.evaluate",
     "restore": "clearer_nni.restore",
+    "export-model": "clearer_nni.export_model",
 }
 
 

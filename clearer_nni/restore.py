@@ -244,12 +244,12 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
     """Restore ``cfg.input`` (a file or a folder of images) into ``cfg.output``."""
     from tqdm import tqdm
 
-    from .checkpoint import load_checkpoint
+    from .deploy import load_model
 
     cfg.validate()
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    network, _, _ = load_checkpoint(cfg.model)
+    network = load_model(cfg.model, cfg.threads)  # a checkpoint, or an ONNX / TorchScript export
     jobs = _jobs(cfg)
     result = RestoreResult()
     for src, dst in tqdm(jobs, desc="restore", unit="image", disable=not cfg.progress or len(jobs) < 2):
@@ -270,7 +270,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="an image file, or a folder of images")
     p.add_argument("-o", "--output", required=True,
                    help="output file (its suffix picks the format), or folder when the input is a folder")
-    p.add_argument("--model", required=True, help="model.ckpt written by clearer_nni.retrain")
+    p.add_argument("--model", required=True,
+                   help="model.ckpt written by clearer_nni.retrain, or its export (model.onnx runs through "
+                        "onnxruntime; a TorchScript file through torch.jit)")
     p.add_argument("--tile", type=int, default=d.tile, help="tile side in pixels (0: whole images)")
     p.add_argument("--overlap", type=int, default=d.overlap, help="pixels shared by neighbouring tiles, blended")
     p.add_argument("--self-ensemble", nargs="?", const="8", choices=tuple(ENSEMBLES), default=d.self_ensemble,
