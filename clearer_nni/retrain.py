@@ -36,6 +36,7 @@ import torch.nn as nn
 from .models.fastpath import PRECISIONS, check_precision
 from .resume import TrainingState, nonfinite_error, resume_settings, stop_and_keep
 from .runtime import THREADS_HELP, lightning_accelerator, prepare_out, publish, set_threads, staging_dir
+from .tensorboard import log_scalars, tensorboard_logger
 
 __all__ = ["RetrainConfig", "RetrainResult", "VAL_CROP", "Validator", "dataset_spec", "fit_network",
            "init_from_supernet", "run_retrain", "supernet_key_map", "validation_batches", "main"]
@@ -301,6 +302,7 @@ class Validator(pl.Callback):
             self.best_psnr, self.best_step = val_psnr, step
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
         self.rows.append(row)
+        log_scalars(trainer, row)  # TensorBoard
         pl_module.log_dict({"loss": row["loss"], "val_psnr": val_psnr}, prog_bar=True, logger=False,
                            rank_zero_only=True)
         if self.on_val is not None:
@@ -385,20 +387,22 @@ def validation_batches(val_set: Any, cfg: RetrainConfig, degradation: Any) -> tu
 
 
 def fit_network(cfg: RetrainConfig, accelerator: str, module: Any, loader: Any,
-                callbacks: Sequence[pl.Callback]) -> pl.Trainer:
+                callbacks: Sequence[pl.Callback], logger: Any = False) -> pl.Trainer:
     """Train ``module`` for ``cfg.steps`` steps of ``loader`` under Lightning, with the retraining's settings.
 
     ``cfg`` gives the steps, devices, precision, gradient clip and progress bar. Validation is the job
     of a :class:`Validator` among ``callbacks`` (Lightning's own validation loop is off). Returns the
     finished trainer. The quality benchmark trains every network it compares through this function.
+    ``logger``: Lightning's (e.g. :func:`~clearer_nni.tensorboard.tensorboard_logger`), or ``False``.
     """
     trainer = pl.Trainer(accelerator=accelerator, devices=cfg.devices,
                          strategy="ddp" if cfg.devices > 1 else "auto", precision=cfg.precision,
-                         max_steps=cfg.steps, gradient_clip_val=cfg.grad_clip or None, logger=False,
+                         max_steps=cfg.steps, gradient_clip_val=cfg.grad_clip or None, logger=logger,
                          enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
                          limit_val_batches=0, enable_progress_bar=cfg.progress, callbacks=list(callbacks))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # Validator logs
         # validation runs in Validator (on the val split, every val_every steps), not in Lightning's loop
         warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
         trainer.fit(module, train_dataloaders=loader)
@@ -522,7 +526,8 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
                           save=not worker_rank)
     try:
         # the validator first: a checkpoint then holds the row of its step
-        trainer = fit_network(cfg, accelerator, module, loader, [validator, saver])
+        trainer = fit_network(cfg, accelerator, module, loader, [validator, saver],
+                              logger=tensorboard_logger(staging, "retrain") if not worker_rank else False)
         seconds = time.time() - start
         if trainer.global_step < cfg.steps:
             raise RuntimeError(f"training stopped early at step {trainer.global_step} of {cfg.steps}")

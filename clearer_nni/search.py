@@ -163,19 +163,20 @@ def _resume_state(cfg: SearchConfig, explicit: set[str]) -> tuple[SearchConfig, 
 
 def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_loader: Any, *,
                  accelerator: str = "cpu", callbacks: Sequence[Any] = (), progress: bool = True,
-                 precision: str = "32", channels_last: bool = False, compile: bool = False) -> Any:
+                 precision: str = "32", channels_last: bool = False, compile: bool = False,
+                 logger: Any = False) -> Any:
     """Search: mutate ``space`` with the one-shot ``strategy``, train it, return the one-shot module.
 
     ``train_loader`` feeds the weight steps and ``val_loader`` the architecture steps (NNI's DARTS
     combines them); both must be NNI-traced ``DataLoader`` s. ``precision`` goes to the Lightning
     ``Trainer``; ``channels_last`` and ``compile`` are applied to the super-network
-    (:func:`~clearer_nni.models.fastpath.apply_fast_path`).
+    (:func:`~clearer_nni.models.fastpath.apply_fast_path`); ``logger`` to the ``Trainer`` (TensorBoard).
     """
     from nni.nas.evaluator.pytorch import Lightning, Trainer
 
     from .models.fastpath import apply_fast_path, check_precision
 
-    trainer = Trainer(accelerator=accelerator, devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+    trainer = Trainer(accelerator=accelerator, devices=1, max_epochs=1, logger=logger, enable_checkpointing=False,
                       enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
                       enable_progress_bar=progress, callbacks=list(callbacks),
                       precision=check_precision(precision, accelerator))
@@ -184,6 +185,7 @@ def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_
     supernet = apply_fast_path(strategy.mutate_model(space), channels_last=channels_last, compile=compile)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # we log ourselves
         evaluator.evaluate(supernet)
     return evaluator.module
 
@@ -241,6 +243,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     from .nas.regularizers import candidate_costs, normalise_costs
     from .nas.search_logger import SearchLogger
     from .nas.strategy import ClearerDARTS
+    from .tensorboard import tensorboard_logger
 
     state: dict[str, Any] | None = None
     if cfg.resume:
@@ -295,7 +298,8 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
                                RestorationModule(OptimConfig("sgd", cfg.lr, cfg.lr_min, 0.9, 3e-4), cfg.steps),
                                DataLoader(train_data, **loader_kw), DataLoader(val_data, **loader_kw),
                                accelerator=accelerator, callbacks=[logger, saver], progress=cfg.progress,
-                               precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile)
+                               precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile,
+                               logger=tensorboard_logger(staging, "search"))
         if oneshot.search_step < cfg.steps:
             raise RuntimeError(f"search stopped early at step {oneshot.search_step} of {cfg.steps}")
 

@@ -63,7 +63,7 @@ def test_retrain_cli_writes_a_checkpoint_that_round_trips(tmp_path, capsys):
     assert main(["--genotype", str(geno), "--out", str(out), *FAST]) == 0
     printed = capsys.readouterr().out
     assert "best validation PSNR" in printed and "skimage/val" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "metrics.csv", "model.ckpt"]
+    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "metrics.csv", "model.ckpt", "tensorboard"]
     assert not list(tmp_path.glob(".retrain*")), "the staging folder must be gone"
 
     rows = list(csv.DictReader((out / "metrics.csv").open()))
