@@ -21,15 +21,22 @@ def _scalars(folder) -> dict[str, list[tuple[int, float]]]:
 
 @pytest.mark.parametrize("inside_nni", [False, True])
 def test_search_events_hold_every_columns_alpha_curve(tmp_path, monkeypatch, inside_nni):
-    if inside_nni:  # NNI's web UI looks in the trial's $NNI_OUTPUT_DIR/tensorboard
-        monkeypatch.setenv("NNI_OUTPUT_DIR", str(tmp_path / "trial"))
+    trial = tmp_path / "exp01" / "environments" / "local-env" / "trials" / "T1"  # NNI 3.0's layout
+    button = tmp_path / "exp01" / "trials" / "T1" / "output" / "tensorboard"  # where its web UI looks
+    if inside_nni:
+        for key, value in {"NNI_OUTPUT_DIR": str(trial), "NNI_EXP_ID": "exp01", "NNI_TRIAL_JOB_ID": "T1"}.items():
+            monkeypatch.setenv(key, value)
+        button.mkdir(parents=True)  # the button pressed before the trial ran: an empty folder
     else:
-        monkeypatch.delenv("NNI_OUTPUT_DIR", raising=False)
+        for key in ("NNI_OUTPUT_DIR", "NNI_EXP_ID", "NNI_TRIAL_JOB_ID"):
+            monkeypatch.delenv(key, raising=False)
     out = tmp_path / "run"
     run_search(SearchConfig(space="tiny", steps=20, log_every=5, out=str(out), progress=False),
                explicit=["steps", "log_every"])
-    folder = (tmp_path / "trial" if inside_nni else out) / "tensorboard" / "search"
-    assert not inside_nni or not (out / "tensorboard").exists()
+    folder = (trial if inside_nni else out) / "tensorboard" / "search"
+    if inside_nni:
+        assert not (out / "tensorboard").exists()
+        assert button.is_symlink() and (button / "search").resolve() == folder.resolve()
     scalars = _scalars(folder)
     rows = list(csv.DictReader((out / "search_log.csv").open()))
     labels = [k for k in rows[0] if k.startswith("p_parallel/")]
@@ -52,3 +59,31 @@ def test_retrain_events_hold_loss_psnr_and_lr(tmp_path, monkeypatch):
     assert {"loss/loss", "psnr/val_psnr", "lr/weights"} <= set(scalars)
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [s for s, _ in scalars["psnr/val_psnr"]] == [int(r["step"]) for r in rows]
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_nni_tensorboard_process_is_bound_to_loopback(tmp_path, public):
+    """NNI's manager spawns ``tensorboard --bind_all --logdir_spec=...`` for the web UI's button, as
+    nniTensorboardManager.js does; the loopback shim rewrites it to --host=127.0.0.1 (unless public)."""
+    import os
+    import subprocess
+
+    from clearer_nni.experiment import launch
+    from test_experiment import _nni_node
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "tensorboard"  # prints the arguments it got
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    script = tmp_path / "spawn.js"
+    script.write_text("require('child_process').spawn('tensorboard', "
+                      "['--bind_all --logdir_spec=0-T1:/x/tensorboard', '--port=6006'], "
+                      "{stdio: 'inherit', shell: true, detached: true});\n")
+    env = launch.nni_env(None, public=public)
+    env["PATH"] = str(bindir) + os.pathsep + env["PATH"]
+    proc = subprocess.run([str(_nni_node()), str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    args = proc.stdout.split()
+    assert args[-2:] == ["--logdir_spec=0-T1:/x/tensorboard", "--port=6006"]
+    assert args[0] == ("--bind_all" if public else "--host=127.0.0.1")
