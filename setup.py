@@ -1,6 +1,9 @@
 """clearer-nni: CLEARER (Gou et al., NeurIPS 2020) multi-scale NAS for image restoration, on NNI 3.0."""
 from setuptools import find_packages, setup
 
+ONNX = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"]
+TENSORBOARD = ["tensorboard>=2.14"]
+
 setup(
     name="clearer-nni",
     version="0.1.0",
@@ -27,6 +30,9 @@ setup(
         "psutil>=5.9",
     ],
     # bm3d: only for benchmarks/quality.py --bm3d (its licence is non-commercial: never a dependency)
-    extras_require={"test": ["pytest>=7"], "bm3d": ["bm3d"]},
+    # onnx: export-model --format onnx and restore --model *.onnx (none of the three pulls in torch)
+    # tensorboard: the TensorBoard event files of search and retrain (NNI's web UI "TensorBoard" button)
+    extras_require={"test": ["pytest>=7", *ONNX, *TENSORBOARD], "bm3d": ["bm3d"], "onnx": ONNX,
+                    "tensorboard": TENSORBOARD},
     entry_points={"console_scripts": ["clearer-nni=clearer_nni.cli:main"]},
 )

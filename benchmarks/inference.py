@@ -25,6 +25,13 @@ should stay flat.
 
     python benchmarks/inference.py --quick            # demo space, 0.25/1/4 MP, ~1.5 minutes
     python benchmarks/inference.py                    # default (denoise) space, 0.25/1/4/16 MP (~15 min)
+
+3. ``--runtimes``: the exported network (``clearer_nni.deploy``) run by ONNX Runtime and by TorchScript
+   against PyTorch itself, on the CPU, for the demo and default spaces: time per megapixel of one
+   ``tile x tile`` forward (the tile ``restore`` runs), the runtimes interleaved P O T P O T ... in one
+   process, the same image; median of the paired ratios to PyTorch. Needs the ``[onnx]`` extra.
+
+    python benchmarks/inference.py --runtimes         # demo and denoise spaces (~3 minutes)
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -201,6 +209,87 @@ def time_pairs(a: nn.Module, b: nn.Module, x: torch.Tensor, warmup: int, pairs: 
     return ta, tb
 
 
+def _realistic_weights(net: nn.Module) -> nn.Module:
+    """Variance-keeping random convolution weights: the 1e-3 initialisation makes tiny activations
+    (denormal floats slow some CPU kernels), unlike a trained network."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="linear")
+    return net.eval()
+
+
+def compare_runtimes(args: argparse.Namespace, threads: int) -> int:
+    """Section 3 of the module docstring: ONNX Runtime and TorchScript against PyTorch."""
+    import tempfile
+
+    from clearer_nni.archs import SpaceConfig
+    from clearer_nni.deploy import OnnxNetwork, export_model, load_model
+    from clearer_nni.nas.genotype import Genotype
+
+    spaces = args.spaces.split(",")
+    size = args.size if args.size != 512 else 256  # default here: the restore tile
+    rows, notes = [], []
+    for name in spaces:
+        space = _space(name)
+        choices = _choices(space)
+        cfg = SpaceConfig.from_dict(dict(space))
+        geno = Genotype(cfg, dict(zip(cfg.labels, [p for cell in choices for p in cell])))
+        net = _realistic_weights(build_a(space, choices))
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            # random weights give outputs far outside [0, 1]: report the difference, do not refuse it
+            onnx_check = export_model(net, geno, Path(tmp) / "m.onnx", "onnx", tolerance=math.inf)
+            onnx_s = time.perf_counter() - t
+            ts_check = export_model(net, geno, Path(tmp) / "m.pt", "torchscript", tolerance=math.inf)
+            with torch.no_grad():
+                scale = float(net(torch.rand(1, space["in_channels"], 37, 45)).abs().max())
+            runtimes = {"PyTorch (eager)": net, "ONNX Runtime": OnnxNetwork(Path(tmp) / "m.onnx", threads),
+                        "TorchScript": load_model(Path(tmp) / "m.pt")}
+            x = torch.rand(1, space["in_channels"], size, size, generator=torch.Generator().manual_seed(0))
+            big = name == "denoise"
+            warmup = args.warmup if args.warmup is not None else (1 if big else 2)
+            pairs = args.pairs if args.pairs is not None else (4 if big else 10)
+            times: dict[str, list[float]] = {k: [] for k in runtimes}
+            with torch.no_grad():
+                for k in range(warmup + pairs):
+                    for label, model in runtimes.items():
+                        t = time.perf_counter()
+                        model(x)
+                        if k >= warmup:
+                            times[label].append(time.perf_counter() - t)
+        mp = size * size / 1e6
+        base = times["PyTorch (eager)"]
+        n_params = sum(q.numel() for q in net.parameters())
+        for label, ts in times.items():
+            ratios = [a / b for a, b in zip(ts, base)]
+            rows.append([name, f"{n_params / 1e6:.3f}", label, statistics.median(ts) / mp,
+                         "1" if label.startswith("PyTorch") else
+                         f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"])
+            print(f"{name} {label}: {statistics.median(ts) / mp:.3f} s/MP", flush=True)
+        notes.append(f"`{name}`: max |export - PyTorch| on the odd check sizes {onnx_check.max_abs_diff:.2g} "
+                     f"(ONNX), {ts_check.max_abs_diff:.2g} (TorchScript), outputs up to {scale:.3g} in magnitude; "
+                     f"ONNX export + check {onnx_s:.0f} s; "
+                     f"{warmup} untimed + {pairs} timed rounds")
+    import onnxruntime
+
+    body = (
+        f"The exported network against PyTorch, CPU, one {size}x{size} gray forward (the `restore` tile), "
+        f"torch and ONNX Runtime intra-op threads {threads}, fixed genotype "
+        f"{' | '.join(''.join(c[0].upper() for c in cell) for cell in _choices(_space(spaces[0])))}, "
+        "variance-keeping random weights (not the 1e-3 initialisation), eval, `no_grad`. The three runtimes "
+        "run interleaved (PyTorch, ONNX Runtime, TorchScript, again...) in one process on the same image; "
+        f"ratio: median of the per-round ratios to PyTorch (min-max). onnxruntime {onnxruntime.__version__}, "
+        f"torch {torch.__version__}; ONNX opset 18, dynamic batch/height/width, exported by torch.onnx (dynamo).\n\n"
+        + table(["space", "M params", "runtime", f"s/MP ({size}x{size})", "time / PyTorch"], rows)
+        + "\n\n" + "; ".join(notes) + "."
+    )
+    print("\n" + body)
+    if not args.no_append:
+        append_section("Inference runtimes: ONNX Runtime and TorchScript vs PyTorch", body, machine=args.machine)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--_worker", help=argparse.SUPPRESS)
@@ -218,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--machine", default="2-core CPU (dev machine, shared with another job part of the time)",
                    help="named in docs/RESULTS.md")
     p.add_argument("--no-append", action="store_true", help="print only, do not write docs/RESULTS.md")
+    p.add_argument("--runtimes", action="store_true",
+                   help="ONNX Runtime and TorchScript exports against PyTorch (section 3 of the docstring)")
+    p.add_argument("--spaces", default="demo,denoise", help="with --runtimes: the spaces, comma-separated")
     args = p.parse_args(argv)
     if args._worker:
         print(json.dumps(_worker(json.loads(args._worker))))
@@ -228,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
+    if args.runtimes:
+        return compare_runtimes(args, threads)
     if args.quick and args.space == "denoise":
         args.space = "demo"
     big = args.space == "denoise"

@@ -11,6 +11,7 @@ import argparse
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -146,11 +147,13 @@ CONVERSIONS = {
 
 
 def restore_file(network: nn.Module, src: str | Path, dst: str | Path, tile: int | None = 256, overlap: int = 32,
-                 device: str | torch.device = "cpu") -> str | None:
+                 device: str | torch.device = "cpu", self_ensemble: str | None = None) -> str | None:
     """Restore the image file ``src`` into ``dst`` (format from ``dst``'s suffix, at ``src``'s bit depth).
 
     A colour image given to a 1-channel model is converted to luma (ITU-R BT.601) and restored gray; a
     gray image given to a 3-channel model is repeated to 3 channels and written as colour.
+    ``self_ensemble`` (``"8"``, ``"authors"``): average the tiled restorations of flipped and rotated
+    copies (:mod:`clearer_nni.ensemble`).
 
     Returns
     -------
@@ -158,6 +161,7 @@ def restore_file(network: nn.Module, src: str | Path, dst: str | Path, tile: int
         The channel conversion made (a key of :data:`CONVERSIONS`), else ``None``.
     """
     from .data import bit_depth, read_image, write_image
+    from .ensemble import self_ensemble as self_ensemble_of
 
     channels = _network_channels(network)
     depth = bit_depth(src)
@@ -170,7 +174,8 @@ def restore_file(network: nn.Module, src: str | Path, dst: str | Path, tile: int
         conversion = None if gray else "to_gray"
     else:
         x, conversion = rgb, ("to_rgb" if gray else None)
-    write_image(dst, restore_array(network, x, tile, overlap, device), bit_depth=depth)
+    restore = partial(restore_array, network, tile=tile, overlap=overlap, device=device)
+    write_image(dst, self_ensemble_of(restore, x, self_ensemble) if self_ensemble else restore(x), bit_depth=depth)
     return conversion
 
 
@@ -185,6 +190,7 @@ class RestoreConfig:
     model: str = ""
     tile: int | None = 256  # None or 0: whole images
     overlap: int = 32
+    self_ensemble: str | None = None  # None (off), "8" or "authors" (clearer_nni.ensemble)
     device: str = "auto"
     threads: int = 0
     overwrite: bool = False
@@ -192,10 +198,13 @@ class RestoreConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
+        from .ensemble import check_ensemble
+
         for name in ("input", "output", "model"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is required")
         _check_tiling(self.tile or None, self.overlap)
+        self.self_ensemble = check_ensemble(self.self_ensemble)
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0: auto), got {self.threads}")
 
@@ -236,16 +245,17 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
     """Restore ``cfg.input`` (a file or a folder of images) into ``cfg.output``."""
     from tqdm import tqdm
 
-    from .training.checkpoint import load_checkpoint
+    from .deploy import load_model
 
     cfg.validate()
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    network, _, _ = load_checkpoint(cfg.model)
+    network = load_model(cfg.model, cfg.threads)  # a checkpoint, or an ONNX / TorchScript export
     jobs = _jobs(cfg)
     result = RestoreResult()
     for src, dst in tqdm(jobs, desc="restore", unit="image", disable=not cfg.progress or len(jobs) < 2):
-        conversion = restore_file(network, src, dst, cfg.tile or None, cfg.overlap, device)  # tile 0: whole images
+        conversion = restore_file(network, src, dst, cfg.tile or None, cfg.overlap, device,  # tile 0: whole images
+                                  cfg.self_ensemble)
         result.written.append(dst)
         if conversion:
             result.conversions[src] = conversion
@@ -253,15 +263,21 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .ensemble import ENSEMBLE_HELP, ENSEMBLES
+
     d = RestoreConfig()
     p = argparse.ArgumentParser(prog="clearer-nni restore", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", help="an image file, or a folder of images")
     p.add_argument("-o", "--output", required=True,
                    help="output file (its suffix picks the format), or folder when the input is a folder")
-    p.add_argument("--model", required=True, help="model.ckpt written by clearer_nni.retrain")
+    p.add_argument("--model", required=True,
+                   help="model.ckpt written by clearer_nni.retrain, or its export (model.onnx runs through "
+                        "onnxruntime; a TorchScript file through torch.jit)")
     p.add_argument("--tile", type=int, default=d.tile, help="tile side in pixels (0: whole images)")
     p.add_argument("--overlap", type=int, default=d.overlap, help="pixels shared by neighbouring tiles, blended")
+    p.add_argument("--self-ensemble", nargs="?", const="8", choices=tuple(ENSEMBLES), default=d.self_ensemble,
+                   help=ENSEMBLE_HELP)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=d.threads, help=THREADS_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")

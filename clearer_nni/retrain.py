@@ -204,6 +204,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     from .models.restoration import OptimConfig, RestorationModule
     from .nas.genotype import Genotype
     from .runtime import lightning_accelerator, set_threads
+    from .tensorboard import tensorboard_logger
     from .training.checkpoint import init_from_supernet
     from .training.fit import fit_network
     from .training.run import RunFolder
@@ -258,7 +259,8 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
                           save=run.primary)
     with run.guard(saver):
         # the validator first: a checkpoint then holds the row of its step
-        trainer = fit_network(cfg, accelerator, module, loader, [validator, saver])
+        trainer = fit_network(cfg, accelerator, module, loader, [validator, saver],
+                              logger=tensorboard_logger(staging, "retrain") if run.primary else False)
         seconds = time.time() - start
         if trainer.global_step < cfg.steps:
             raise RuntimeError(f"training stopped early at step {trainer.global_step} of {cfg.steps}")

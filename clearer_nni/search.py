@@ -87,11 +87,13 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     from .data.patches import PatchDataset, fixed_batches, worker_init_fn
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
+    from .nas.diagram import draw_genotype
     from .nas.genotype import Genotype
     from .nas.regularizers import candidate_costs, normalise_costs
     from .nas.search_logger import SearchLogger
     from .nas.strategy import ClearerDARTS
     from .runtime import lightning_accelerator, set_threads, software_versions
+    from .tensorboard import tensorboard_logger
     from .training.checkpoint import save_supernet
     from .training.fit import fit_supernet
     from .training.run import RunFolder
@@ -146,7 +148,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
                                DataLoader(train_data, **loader_kw), DataLoader(val_data, **loader_kw),
                                accelerator=accelerator, callbacks=[logger, saver], progress=cfg.progress,
                                precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile,
-                               total_steps=cfg.steps)
+                               total_steps=cfg.steps, logger=tensorboard_logger(staging, "search"))
         if oneshot.search_step < cfg.steps:
             raise RuntimeError(f"search stopped early at step {oneshot.search_step} of {cfg.steps}")
 
@@ -167,6 +169,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
         if cfg.save_supernet:
             save_supernet(staging / "supernet.pt", space_cfg, cfg.mixing, oneshot.training_module.model.state_dict())
         logger.plot(staging / "alpha.png")
+        draw_genotype(genotype, staging / "genotype.png")
         run.publish()
     return SearchResult(run.out, run.out / "genotype.json", genotype, supernet_psnr, derived_psnr, seconds, logger.rows)
 
@@ -203,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{g.metadata['params_derived'] / 1e6:.3f} M parameters):\n{g.summary()}")
         print(f"validation PSNR: super-network {result.supernet_psnr:.2f} dB, derived (inherited weights, BatchNorm "
               f"re-estimated) {result.derived_psnr:.2f} dB; {result.seconds:.0f} s")
-        print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}")
+        print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}, "
+              f"{result.out / 'genotype.png'}")
         return 0
 
     return run_cli(_run)

@@ -92,7 +92,7 @@ def test_identity_model_scores_the_noisy_image_itself():
 def test_self_ensemble_and_patches_of_an_equivariant_identity_change_nothing():
     pairs = protocol_pairs(_images(shape=(128, 192)), "paper", 50)
     plain = evaluate_model(Identity(), pairs)
-    for kw in ({"self_ensemble": True}, {"patch": 64}, {"patch": 64, "self_ensemble": True}):
+    for kw in ({"self_ensemble": True}, {"self_ensemble": "authors"}, {"patch": 64}, {"patch": 64, "self_ensemble": True}):
         other = evaluate_model(Identity(), pairs, **kw)
         np.testing.assert_allclose(other["psnr"], plain["psnr"], atol=1e-9)
         np.testing.assert_allclose(other["ssim"], plain["ssim"], atol=1e-9)

@@ -644,6 +644,7 @@ def test_report_table_and_pareto_plot(tmp_path, capsys):
     assert "SSIM: not recorded" in md and "| tB | ✓ | 0.01 | 0 | 21.00 |" in md
     png = (tmp_path / "rep" / "pareto.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert (tmp_path / "rep" / "genotype.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # best trial, tB
 
     expdir2 = _record_experiment(tmp_path / "with_ssim", exp_id="ssim0001", ssim=True)
     df2 = trial_table(load_trials(expdir2))

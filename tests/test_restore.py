@@ -157,3 +157,23 @@ def test_restore_command_line_refuses_tile_not_larger_than_overlap(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "error: tile (16) must be larger than overlap (20): tiles would not advance"
+
+
+@pytest.mark.parametrize("mode", ["8", "authors"])
+def test_restore_self_ensemble_averages_the_tiled_restorations_of_the_transforms(tmp_path, network, mode):
+    from clearer_nni.training.checkpoint import load_checkpoint, save_checkpoint
+    from clearer_nni.data import dihedral, inverse_dihedral
+    from clearer_nni.ensemble import ENSEMBLES
+
+    ckpt = save_checkpoint(tmp_path / "m.ckpt", network, make_genotype())
+    src = write_image(tmp_path / "in.png", _image(40, 52), bit_depth=16)
+    args = [str(src), "--model", str(ckpt), "--tile", "32", "--overlap", "8", "--no-progress"]
+    assert main([*args, "-o", str(tmp_path / "se.png"), "--self-ensemble", mode]) == 0
+    assert main([*args, "-o", str(tmp_path / "plain.png")]) == 0
+    net, _, _ = load_checkpoint(ckpt)
+    x = read_image(src, 1)
+    expected = np.mean([inverse_dihedral(restore_array(net, np.ascontiguousarray(dihedral(x, k)), 32, 8), k)
+                        for k in ENSEMBLES[mode]], axis=0)
+    got = read_image(tmp_path / "se.png", 1)
+    np.testing.assert_allclose(got, np.clip(expected, 0, 1), atol=1 / 65535 + 1e-6)
+    assert np.abs(got - read_image(tmp_path / "plain.png", 1)).max() > 1e-3

@@ -66,7 +66,7 @@ def test_retrain_cli_writes_a_checkpoint_that_round_trips(tmp_path, capsys):
     assert main(["--genotype", str(geno), "--out", str(out), *FAST]) == 0
     printed = capsys.readouterr().out
     assert "best validation PSNR" in printed and "skimage/val" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "metrics.csv", "model.ckpt"]
+    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "metrics.csv", "model.ckpt", "tensorboard"]
     assert not list(tmp_path.glob(".retrain*")), "the staging folder must be gone"
 
     rows = list(csv.DictReader((out / "metrics.csv").open()))
@@ -242,7 +242,8 @@ def test_ddp_retraining_on_two_cpu_processes_splits_the_batch_and_writes_once(tm
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("retrained ") == 1  # rank 1 trains but reports nothing
     # only rank 0 wrote: the result, nothing beside it
-    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "metrics.csv", "model.ckpt"]
+    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "metrics.csv", "model.ckpt", "tensorboard"]
+    assert [p.name for p in (out / "tensorboard").iterdir()] == ["retrain"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "genotype.json"]
     meta = load_checkpoint(out / "model.ckpt")[2]
     assert (meta["devices"], meta["world_size"], meta["batch_size"], meta["steps"]) == (2, 2, 4, 6)

@@ -24,7 +24,8 @@ def test_tiny_search_through_the_cli_writes_a_valid_genotype(tmp_path):
                            "--out", str(out), "--no-progress"], capture_output=True, text=True, cwd=tmp_path,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert {p.name for p in out.iterdir()} == {"genotype.json", "search_log.csv", "alpha.png", "supernet.pt"}
+    assert {p.name for p in out.iterdir()} == {"genotype.json", "genotype.png", "search_log.csv", "alpha.png",
+                                              "supernet.pt", "tensorboard"}
     space = load_space_file(TINY)
     g = Genotype.load(out / "genotype.json", space)
     assert g.metadata["steps"] == 40 and g.metadata["train_data"] != g.metadata["val_data"]

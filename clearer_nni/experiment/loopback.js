@@ -7,6 +7,10 @@
 // 127.0.0.1 instead. Calls that name a host, and listen() on a Unix socket path or a handle, are
 // left alone. NNI's own files are not modified.
 //
+// NNI's web UI "TensorBoard" button makes the manager spawn `tensorboard --bind_all --logdir_spec=...`
+// (every interface again, in a Python process this patch cannot reach): child_process.spawn is wrapped
+// so that a tensorboard command gets --host=127.0.0.1 in place of --bind_all.
+//
 // CLEARER_NNI_PUBLIC=1 in the environment turns it off (listen on all interfaces, NNI's own behaviour).
 // (Only loopback makes sense as the alternative: NNI's own processes connect to ws://localhost:PORT.)
 'use strict';
@@ -42,4 +46,13 @@ if (!['1', 'true', 'yes', 'on'].includes(publicFlag) && !net.Server.prototype.__
     return originalListen.apply(this, args);
   };
   Object.defineProperty(net.Server.prototype, '__clearerLoopback', { value: true });
+
+  const childProcess = require('child_process');
+  const originalSpawn = childProcess.spawn;
+  childProcess.spawn = function clearerLoopbackSpawn(command, ...rest) {
+    if (typeof command === 'string' && /(^|\/)tensorboard$/.test(command) && Array.isArray(rest[0])) {
+      rest[0] = rest[0].map((a) => (typeof a === 'string' ? a.replace(/--bind_all\b/g, `--host=${host}`) : a));
+    }
+    return originalSpawn.call(this, command, ...rest);
+  };
 }

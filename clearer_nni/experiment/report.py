@@ -9,7 +9,9 @@ Writes into ``DIR``:
 - ``table.csv`` and ``table.md``: one row per trial with a final result: λ1 (``lambda_arch``),
   λ2 (``lambda_comp``), PSNR (dB), SSIM when the trials recorded one (else the column is left out,
   with a note), parameters (M), search time (s), and the other tuned parameters (σ, seed...);
-- ``pareto.png``: PSNR against parameters, the Pareto front (highest PSNR for its size) highlighted.
+- ``pareto.png``: PSNR against parameters, the Pareto front (highest PSNR for its size) highlighted;
+- ``genotype.png``: the best trial's searched network (:mod:`clearer_nni.nas.diagram`), when a trial
+  with a final result has a genotype.
 
 The PSNR is what the trials report as their final ``default``: the *derived* network's PSNR on the
 search's fixed validation patches, with the weights it inherits from the super-network. The paper's
@@ -26,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .export import (DEFAULT_WORKDIR, TrialRecord, add_experiment_arguments, find_experiment_dir,
+from .export import (DEFAULT_WORKDIR, TrialRecord, add_experiment_arguments, best_trial, find_experiment_dir,
                      finite_or_none, load_trials)
 
 __all__ = ["trial_table", "pareto_front", "to_markdown", "plot_pareto", "write_report", "main"]
@@ -171,7 +173,7 @@ def plot_pareto(df, front: Sequence[int], path: str | Path, title: str = "") -> 
 
 
 def write_report(id_or_dir: str | Path, out: str | Path, workdir: str | Path | None = DEFAULT_WORKDIR) -> dict[str, Path]:
-    """Write ``table.csv``, ``table.md`` and ``pareto.png`` for an experiment into ``out``."""
+    """Write ``table.csv``, ``table.md``, ``pareto.png`` (and the best trial's ``genotype.png``) into ``out``."""
     expdir = find_experiment_dir(id_or_dir, workdir)
     trials = load_trials(expdir)
     df = trial_table(trials)
@@ -196,7 +198,19 @@ def write_report(id_or_dir: str | Path, out: str | Path, workdir: str | Path | N
     df.to_csv(paths["csv"], index=False)
     paths["md"].write_text(f"# CLEARER search trials (Table 5 style)\n\n{to_markdown(df, notes)}", encoding="utf-8")
     plot_pareto(df, front, paths["png"], title=f"experiment {expdir.name}: PSNR vs parameters")
+    if any(t.score is not None and t.genotype_path is not None for t in trials):
+        paths["genotype"] = _draw_best(trials, out / "genotype.png", expdir.name)
     return paths
+
+
+def _draw_best(trials: Sequence[TrialRecord], path: Path, experiment: str) -> Path:
+    from ..nas.diagram import draw_genotype
+    from ..nas.genotype import Genotype
+
+    best = best_trial(trials)
+    genotype = Genotype.load(best.genotype_path)
+    return draw_genotype(genotype, path, title=f"experiment {experiment}, best trial {best.trial_id} "
+                                               f"({best.score:.2f} dB): {genotype.code()}")
 
 
 def _parser() -> argparse.ArgumentParser:

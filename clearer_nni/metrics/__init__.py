@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .quality import psnr, quantize_8bit, score, ssim, ssim_implementation
+from .quality import SSIM_WINDOWS, patch_average, psnr, quantize_8bit, score, ssim, ssim_implementation
 
-__all__ = ["batch_psnr", "mean_psnr", "psnr", "quantize_8bit", "score", "ssim", "ssim_implementation"]
+__all__ = ["SSIM_WINDOWS", "batch_psnr", "mean_psnr", "patch_average", "psnr", "quantize_8bit", "score", "ssim", "ssim_implementation"]
 
 
 def batch_psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Watching a search: every N steps, the losses, each column's P(parallel) and validation PSNR.
 
-Rows go to a CSV (appended as the search runs, so it can be watched) and to an optional callback
-(e.g. NNI intermediate results); at the end, a PNG of the α trajectories.
+Rows go to a CSV (appended as the search runs, so it can be watched), to the trainer's loggers
+(TensorBoard scalars, :mod:`clearer_nni.tensorboard`) and to an optional callback (e.g. NNI
+intermediate results); at the end, a PNG of the α trajectories.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from ..archs.space import CANDIDATES
 from ..compat import arch_alpha
 from ..metrics import mean_psnr
+from ..tensorboard import log_scalars
 
 __all__ = ["SearchLogger", "derived_alpha", "recalibrated_bn"]
 
@@ -145,6 +147,7 @@ class SearchLogger(pl.Callback):
             row[f"p_parallel/{label}"] = p
         self._write(row)
         self.rows.append(row)
+        log_scalars(trainer, row)
         if self.on_log is not None:
             self.on_log(row)
 

@@ -18,7 +18,7 @@ from ..models.fastpath import apply_fast_path, check_precision
 __all__ = ["fit_network", "fit_supernet"]
 
 #: Trainer settings of every run here (see the module docstring).
-_QUIET = dict(logger=False, enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+_QUIET = dict(enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
               limit_val_batches=0, enable_progress_bar=False)
 
 
@@ -27,17 +27,19 @@ def _fit(fit: Any) -> None:
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         # validation runs in a callback on fixed batches, not in Lightning's loop
         warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # we log ourselves
         fit()
 
 
 def fit_network(cfg: Any, accelerator: str, module: Any, loader: Any,
-                callbacks: Sequence[pl.Callback]) -> pl.Trainer:
+                callbacks: Sequence[pl.Callback], logger: Any = False) -> pl.Trainer:
     """Train ``module`` for ``cfg.steps`` steps of ``loader`` under Lightning; return the finished trainer.
 
     ``cfg`` (a :class:`~clearer_nni.config.RetrainConfig`) gives the steps, devices (DDP when > 1),
     precision, gradient clip and progress bar. Validation is the job of a
     :class:`~clearer_nni.training.validation.Validator` among ``callbacks``. The quality benchmark trains
-    every network it compares through this function.
+    every network it compares through this function. ``logger``: Lightning's (e.g.
+    :func:`~clearer_nni.tensorboard.tensorboard_logger`), or ``False``.
     """
     from .progress import StepProgress
 
@@ -46,7 +48,8 @@ def fit_network(cfg: Any, accelerator: str, module: Any, loader: Any,
     trainer = pl.Trainer(accelerator=accelerator, devices=cfg.devices,
                          strategy="ddp" if cfg.devices > 1 else "auto",
                          precision=check_precision(cfg.precision, accelerator), max_steps=cfg.steps,
-                         gradient_clip_val=cfg.grad_clip or None, callbacks=list(callbacks), **_QUIET)
+                         gradient_clip_val=cfg.grad_clip or None, callbacks=list(callbacks), logger=logger,
+                         **_QUIET)
     _fit(lambda: trainer.fit(module, train_dataloaders=loader))
     return trainer
 
@@ -54,14 +57,14 @@ def fit_network(cfg: Any, accelerator: str, module: Any, loader: Any,
 def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_loader: Any, *,
                  accelerator: str = "cpu", callbacks: Sequence[Any] = (), progress: bool = True,
                  precision: str = "32", channels_last: bool = False, compile: bool = False,
-                 total_steps: int | None = None) -> Any:
+                 total_steps: int | None = None, logger: Any = False) -> Any:
     """Search: mutate ``space`` with the one-shot ``strategy``, train it, return the one-shot module.
 
     ``train_loader`` feeds the weight steps and ``val_loader`` the architecture steps (NNI's DARTS
     combines them); both must be NNI-traced ``DataLoader`` s. ``precision`` goes to the Lightning
     ``Trainer``; ``channels_last`` and ``compile`` are applied to the super-network
     (:func:`~clearer_nni.models.fastpath.apply_fast_path`). ``progress`` shows a bar of
-    ``total_steps`` bilevel steps.
+    ``total_steps`` bilevel steps; ``logger`` goes to the ``Trainer`` (TensorBoard).
     """
     from nni.nas.evaluator.pytorch import Lightning, Trainer
 
@@ -69,7 +72,7 @@ def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_
 
     if progress and total_steps:
         callbacks = [*callbacks, StepProgress(total_steps, lambda _trainer, oneshot: oneshot.search_step, "search")]
-    trainer = Trainer(accelerator=accelerator, devices=1, max_epochs=1, callbacks=list(callbacks),
+    trainer = Trainer(accelerator=accelerator, devices=1, max_epochs=1, callbacks=list(callbacks), logger=logger,
                       precision=check_precision(precision, accelerator), **_QUIET)
     evaluator = strategy.mutate_evaluator(Lightning(module, trainer, train_dataloaders=train_loader,
                                                     val_dataloaders=val_loader))

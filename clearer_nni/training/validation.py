@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 
+from ..tensorboard import log_scalars
+
 __all__ = ["VAL_CROP", "Validator", "validation_batches"]
 
 #: Whole validation images are center-cropped to a multiple of this (as the paper protocol does).
@@ -69,6 +71,7 @@ class Validator(pl.Callback):
             self.best_psnr, self.best_step = val_psnr, step
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
         self.rows.append(row)
+        log_scalars(trainer, row)  # TensorBoard
         pl_module.log_dict({"loss": row["loss"], "val_psnr": val_psnr}, prog_bar=True, logger=False,
                            rank_zero_only=True)
         if self.on_val is not None:
