@@ -24,6 +24,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from . import outlock
 from .runtime import atomic_save
 
 __all__ = ["CheckpointStore", "TrainingState", "capture_rng", "restore_rng", "resume_settings",
@@ -122,6 +123,8 @@ def resume_settings(cfg: Any, explicit: Collection[str], folder: Path, fmt: str,
     ValueError
         No complete checkpoint in ``folder``, or an explicit flag that differs from the saved settings.
     """
+    if Path(cfg.out).parent.is_dir():
+        outlock.acquire(cfg.out)  # a second process resuming the same run is refused at once
     found = CheckpointStore(folder, fmt).latest()
     if found is None:
         raise ValueError(f"nothing to resume for {cfg.out}: no complete checkpoint in {folder}")

@@ -6,6 +6,7 @@ has finished, so ``--out`` holds either nothing or a complete result.
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
 import shutil
@@ -16,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 __all__ = ["resolve_device", "lightning_accelerator", "THREADS_HELP", "set_threads", "staging_dir", "prepare_out",
-           "publish", "atomic_write", "atomic_write_text", "atomic_save", "software_versions"]
+           "publish", "DiskFullError", "disk_full_error", "atomic_write", "atomic_write_text", "atomic_save", "software_versions"]
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -78,7 +79,10 @@ def staging_dir(out: str | Path) -> Path:
 
 
 def prepare_out(out: str | Path, overwrite: bool) -> Path:
-    """Refuse a non-empty ``out`` unless ``overwrite``; return a fresh, empty staging folder."""
+    """Refuse a non-empty ``out`` unless ``overwrite``, lock it for this process (:mod:`clearer_nni.outlock`:
+    a second process is refused at once, naming the first); return a fresh, empty staging folder."""
+    from . import outlock
+
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output path exists and is not a folder: {out}")
@@ -87,18 +91,26 @@ def prepare_out(out: str | Path, overwrite: bool) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(out.parent, os.W_OK):
         raise ValueError(f"output folder is not writable: {out.parent}")
+    outlock.acquire(out)
     staging = staging_dir(out)
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except BaseException:
+        outlock.release(out)
+        raise
     return staging
 
 
 def publish(staging: Path, out: str | Path) -> Path:
-    """Replace ``out`` by the finished staging folder."""
+    """Replace ``out`` by the finished staging folder (and release the lock :func:`prepare_out` took)."""
+    from . import outlock
+
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
+    outlock.release(out)
     return out
 
 
@@ -116,12 +128,52 @@ def software_versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+class DiskFullError(OSError):
+    """A file could not be written because its file system is full; the message names the folder."""
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize  # root may use reserved blocks
+
+
+def disk_full_error(exc: BaseException, folder: Path) -> DiskFullError | None:
+    """A :class:`DiskFullError` for ``exc`` if it means ``folder``'s file system is full, else ``None``.
+
+    ``torch.save`` reports a full disk as its serializer's internal assertion (``[enforce fail at
+    inline_container.cc:...] unexpected pos ...``) without an errno: it is read as a full disk when the
+    file system has (almost) no space left at the moment of failure, the half-written file still on it.
+    """
+    if isinstance(exc, DiskFullError):
+        return None
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not full and isinstance(exc, RuntimeError) and "inline_container" in str(exc):
+        free = _free_bytes(folder)
+        full = free is not None and free < 1 << 20
+    if not full:
+        return None
+    return DiskFullError(errno.ENOSPC, f"no space left on device in {folder}: free some space there, or write "
+                                       "the output elsewhere")
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".tmp") -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``: no reader
     (and no crash) ever sees a half-written file. ``suffix`` lets writers that pick a format by
-    extension (images) see the right one."""
+    extension (images) see the right one.
+
+    Raises
+    ------
+    DiskFullError
+        The file system of ``path`` is full (whatever the writer raised); the message names the folder.
+    """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:
+        raise (disk_full_error(exc, path.parent) or exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -130,8 +182,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = disk_full_error(exc, path.parent)  # before the unlink: the half-written file fills the disk
         tmp.unlink(missing_ok=True)
+        if full is not None:
+            raise full from None
         raise
     return path
 

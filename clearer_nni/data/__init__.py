@@ -22,7 +22,8 @@ from .degradations import (
     paper_noisy,
     standard_noisy,
 )
-from .images import DataError, bit_depth, read_image, to_luma, write_image
+from .images import (MAX_PIXELS, DataError, bit_depth, load_image, max_pixels, probe_image, read_image,
+                     set_max_pixels, to_channels, to_luma, write_image)
 from .patches import (
     PatchDataset,
     center_crop_multiple,
@@ -70,6 +71,12 @@ __all__ = [
     "make_loader",
     "paper_noisy",
     "read_image",
+    "load_image",
+    "probe_image",
+    "to_channels",
+    "set_max_pixels",
+    "max_pixels",
+    "MAX_PIXELS",
     "register_dataset",
     "standard_noisy",
     "to_luma",
