@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .runtime import THREADS_HELP, prepare_out, publish, resolve_device, set_threads
+from .data.images import MAX_PIXELS
+from .runtime import THREADS_HELP, prepare_out, publish, publish_into, resolve_device, set_threads
 
 __all__ = ["PROTOCOLS", "PAPER_CROP", "LeakError", "EvalConfig", "EvalResult", "protocol_pairs",
            "check_unseen", "evaluate_model", "format_summary", "run_evaluate", "main"]
@@ -172,6 +173,7 @@ class EvalConfig:
     device: str = "auto"
     threads: int = 0
     max_images: int | None = None
+    max_pixels: int | None = None  # None: the data layer's default (MAX_PIXELS or $CLEARER_MAX_PIXELS)
     progress: bool = True
 
     def validate(self) -> None:
@@ -183,6 +185,7 @@ class EvalConfig:
             (self.patch is None or self.patch >= 8, f"patch must be >= 8, got {self.patch}"),
             (self.max_images is None or self.max_images >= 1, f"max_images must be >= 1, got {self.max_images}"),
             (self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}"),
+            (self.max_pixels is None or self.max_pixels >= 0, f"max_pixels must be >= 0 (0: no limit), got {self.max_pixels}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -214,12 +217,14 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
     import pandas as pd
 
     from .checkpoint import data_seen, load_checkpoint
-    from .data import load_dataset
+    from .data import load_dataset, set_max_pixels
     from .metrics import ssim_implementation
     from .runtime import atomic_write_text
 
     cfg.validate()
     set_threads(cfg.threads)
+    if cfg.max_pixels is not None:
+        set_max_pixels(cfg.max_pixels)
     device = resolve_device(cfg.device)
     network, genotype, metadata = load_checkpoint(cfg.model)
     data = load_dataset(cfg.data, cfg.split, channels=genotype.space.in_channels, root=cfg.data_root,
@@ -231,14 +236,19 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
         notes.append(f"the model's search or training used {data.name} itself: this is not a held-out score")
     pairs = protocol_pairs(data, cfg.protocol, cfg.sigma)
     save_dir = Path(cfg.save_images) if cfg.save_images else None
-    if save_dir is not None and save_dir.is_dir() and any(save_dir.iterdir()) and not cfg.overwrite:
-        raise ValueError(f"image folder is not empty: {save_dir} (pass --overwrite to write into it)")
     out = Path(cfg.out)
-    staging = prepare_out(out, cfg.overwrite)
+    # the images are staged too (.<DIR>.partial), and published with the tables: all or nothing
+    images = prepare_out(save_dir, cfg.overwrite) if save_dir is not None else None
+    try:
+        staging = prepare_out(out, cfg.overwrite)
+    except BaseException:
+        if images is not None:
+            shutil.rmtree(images, ignore_errors=True)
+        raise
     try:
         start = time.time()
         df = evaluate_model(network, pairs, patch=cfg.patch, self_ensemble=cfg.self_ensemble, device=device,
-                            save_dir=save_dir, progress=cfg.progress)
+                            save_dir=images, progress=cfg.progress)
         impl = ssim_implementation()
         df.insert(len(df.columns), "implementation", impl)
         summary = {
@@ -252,9 +262,13 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
         }
         atomic_write_text(staging / "per_image.csv", df.to_csv(index=False, float_format="%.6f"))
         atomic_write_text(staging / "summary.csv", pd.DataFrame([summary]).to_csv(index=False, float_format="%.6f"))
+        if images is not None:
+            publish_into(images, save_dir)  # --overwrite replaces the images, not the folder's other files
         publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if images is not None:
+            shutil.rmtree(images, ignore_errors=True)
         raise
     return EvalResult(summary, df, out, notes)
 
@@ -286,6 +300,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble")
     p.add_argument("--save-images", default=d.save_images, metavar="DIR", help="also write the restored images here")
     p.add_argument("--max-images", type=int, default=d.max_images, help="only the first N images (quick checks)")
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels,
+                   help=f"refuse images larger than this many pixels before decoding them (0: no limit) "
+                        f"[$CLEARER_MAX_PIXELS or {MAX_PIXELS}]")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=d.threads, help=THREADS_HELP)
     p.add_argument("--out", required=True, help="output folder for per_image.csv and summary.csv")

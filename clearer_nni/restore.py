@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from .data.images import MAX_PIXELS
-from .runtime import THREADS_HELP, prepare_out, resolve_device, set_threads, staging_dir
+from .runtime import THREADS_HELP, prepare_out, publish_into, resolve_device, set_threads, staging_dir
 
 __all__ = ["CONVERSIONS", "RestoreConfig", "RestoreResult", "tile_starts", "blend_window", "restore_array",
            "min_tiling", "check_tiling_for", "restore_file", "run_restore", "main"]
@@ -328,23 +328,6 @@ def _folder_staging(cfg: RestoreConfig, out: Path) -> Path:
     return staging
 
 
-def _publish_into(staging: Path, out: Path) -> None:
-    """Move the finished staging folder's files into ``out`` (a rename when ``out`` is new or empty)."""
-    from . import outlock
-
-    for f in staging.glob(".*"):
-        f.unlink()  # a temporary file of a write that SIGKILL cut short
-    if out.is_dir() and any(out.iterdir()):
-        for f in sorted(staging.iterdir()):
-            os.replace(f, out / f.name)  # each one atomic; every image is already complete in staging
-        staging.rmdir()
-    else:
-        if out.is_dir():
-            out.rmdir()
-        staging.rename(out)
-    outlock.release(out)
-
-
 def run_restore(cfg: RestoreConfig) -> RestoreResult:
     """Restore ``cfg.input`` (a file or a folder of images) into ``cfg.output``.
 
@@ -397,7 +380,7 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
             result.written.append(dst)
             if conversion:
                 result.conversions[src] = conversion
-        _publish_into(staging, out)
+        publish_into(staging, out)
     except BaseException as exc:
         if not any(staging.iterdir()):
             shutil.rmtree(staging, ignore_errors=True)

@@ -473,6 +473,8 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     if cfg.resume:
         cfg, state = resume_settings(cfg, explicit, staging_dir(Path(cfg.out)) / "checkpoints", _STATE_FORMAT,
                                      _RESUME_FREE, "retraining")
+    elif "val_every" not in explicit and cfg.val_every == RetrainConfig.val_every and cfg.steps < 10 * cfg.val_every:
+        cfg = dataclasses.replace(cfg, val_every=max(1, math.ceil(cfg.steps / 10)))  # a short run: 10 points
     cfg.validate()
     set_threads(cfg.threads)
     accelerator = _device(cfg.device, cfg.precision)
@@ -604,7 +606,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help=f"Adam learning rate, cosine-annealed to 0 [{d.lr}]")
     p.add_argument("--grad-clip", type=float, help=f"gradient-norm clip, 0 for none [{d.grad_clip}]")
     p.add_argument("--seed", type=int, help=f"[{d.seed}]")
-    p.add_argument("--val-every", type=int, help=f"validate every N steps (and at the last) [{d.val_every}]")
+    p.add_argument("--val-every", type=int, help=f"validate every N steps (and at the last) [{d.val_every}; "
+                                                       "steps/10 for fewer than 10 x that]")
     p.add_argument("--val-patches", type=int, help=f"fixed validation patches [{d.val_patches}]")
     p.add_argument("--val-images", type=int,
                    help=f"validate on the first N whole val images instead of patches (0: patches) [{d.val_images}]")

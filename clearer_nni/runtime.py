@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 __all__ = ["resolve_device", "lightning_accelerator", "THREADS_HELP", "set_threads", "staging_dir", "prepare_out",
-           "publish", "DiskFullError", "disk_full_error", "atomic_write", "atomic_write_text", "atomic_save", "software_versions"]
+           "publish", "publish_into", "expect_file", "DiskFullError", "disk_full_error", "atomic_write", "atomic_write_text", "atomic_save", "software_versions"]
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -72,6 +72,34 @@ def set_threads(threads: int = 0) -> int:
     return threads
 
 
+def expect_file(path: str | Path, what: str, error: type[Exception] = ValueError) -> Path:
+    """``path`` as a :class:`Path` if it is an existing regular file; else ``error`` saying what it is instead."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise error(f"{what} path is a folder, not a file: {path}")
+    if path.exists():
+        raise error(f"{what} path is not a regular file: {path}")
+    raise error(f"{what} file not found: {path}")
+
+
+#: Leading bytes of files that are often passed in the wrong place, and what they are.
+_MAGIC = ((b"PK\x03\x04", "a torch file (a model checkpoint, super-network or resume state)"),
+          (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"{", "a JSON file"),
+          (b"[", "a JSON file"))
+
+
+def sniff(path: str | Path) -> str | None:
+    """What ``path`` holds, judged by its first bytes, when it is one of the usual mix-ups (see ``_MAGIC``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+    except OSError:
+        return None
+    return next((what for magic, what in _MAGIC if head.startswith(magic)), None)
+
+
 def staging_dir(out: str | Path) -> Path:
     """The hidden folder a command writes into before it is renamed to ``out``."""
     out = Path(out)
@@ -110,6 +138,26 @@ def publish(staging: Path, out: str | Path) -> Path:
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
+    outlock.release(out)
+    return out
+
+
+def publish_into(staging: Path, out: str | Path) -> Path:
+    """Move the finished staging folder's files into ``out``, keeping the other files there (a plain rename
+    when ``out`` is new or empty), and release the lock :func:`prepare_out` took."""
+    from . import outlock
+
+    out = Path(out)
+    for f in staging.glob(".*"):
+        f.unlink()  # a temporary file of a write that SIGKILL cut short
+    if out.is_dir() and any(out.iterdir()):
+        for f in sorted(staging.iterdir()):
+            os.replace(f, out / f.name)  # each one atomic, and every file is complete in staging
+        staging.rmdir()
+    else:
+        if out.is_dir():
+            out.rmdir()
+        staging.rename(out)
     outlock.release(out)
     return out
 

@@ -25,7 +25,8 @@ import torch
 from torch.utils.data import Subset
 
 from .resume import TrainingState, nonfinite_error, resume_settings, stop_and_keep
-from .runtime import THREADS_HELP, lightning_accelerator, prepare_out, publish, set_threads, staging_dir
+from .runtime import (THREADS_HELP, atomic_save, lightning_accelerator, prepare_out, publish, set_threads,
+                      staging_dir)
 
 __all__ = ["SearchConfig", "SearchResult", "fit_supernet", "run_search", "resolve_space_path", "main"]
 
@@ -41,6 +42,7 @@ class SearchConfig:
 
     space: str = "denoise"
     data: str = "skimage"
+    val_data: str | None = None  # None: the data's val split; a folder without one is split (holdout_split)
     data_root: str | None = None
     degradation: str = "gaussian"
     sigma: float = 50.0
@@ -129,6 +131,8 @@ def resolve_space_path(space: str) -> Path:
             return path
     from .archs.space import SpaceFileError
 
+    if Path(space).is_dir():
+        raise SpaceFileError(f"space path is a folder, not a file: {space}")
     raise SpaceFileError(f"space file not found: {space} (give a path, or a name in {_REPO / 'search_spaces'})")
 
 
@@ -231,7 +235,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     from nni.nas.evaluator.pytorch import DataLoader
 
     from .archs.space import ClearerSpace, count_parameters
-    from .data import GaussianNoise, load_dataset, make_degradation
+    from .data import GaussianNoise, holdout_split, load_dataset, make_degradation
     from .data.patches import PatchDataset, fixed_batches, worker_init_fn
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
@@ -257,10 +261,15 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     pl.seed_everything(cfg.seed, verbose=False)
     channels = space_cfg.in_channels
     train_set = load_dataset(cfg.data, "train", channels=channels, root=cfg.data_root)
-    val_set = load_dataset(cfg.data, "val", channels=channels, root=cfg.data_root)
+    val_set = load_dataset(cfg.val_data or cfg.data, "val", channels=channels, root=cfg.data_root)
     if sorted(train_set.paths) == sorted(val_set.paths):
-        raise ValueError(f"data {cfg.data!r} has no separate validation split: the architecture step needs "
-                         "images disjoint from the weights' (use a dataset with train/val splits)")
+        if cfg.val_data:
+            raise ValueError(f"data {cfg.data!r} has no separate validation split: the architecture step needs "
+                             "images disjoint from the weights' (use a dataset with train/val splits)")
+        # a folder: the architecture step needs images disjoint from the weights', so hold some out
+        train_set, val_set = holdout_split(train_set)
+        print(f"note: {cfg.data} has no validation split: the weights train on {len(train_set)} of its images, "
+              f"α on the other {len(val_set)} (every 5th by name; --val-data chooses them)", file=sys.stderr)
     if cfg.degradation == "gaussian":
         degradation = GaussianNoise(cfg.sigma, clip=cfg.noise_clip)
     else:
@@ -318,7 +327,7 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
         }
         genotype.save(staging / "genotype.json")
         if cfg.save_supernet:
-            torch.save({"format": "clearer-nni-supernet", "version": 1, "space": space_cfg.to_dict(),
+            atomic_save({"format": "clearer-nni-supernet", "version": 1, "space": space_cfg.to_dict(),
                         "state_dict": oneshot.training_module.model.state_dict()}, staging / "supernet.pt")
         logger.plot(staging / "alpha.png")
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
@@ -334,13 +343,17 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
 def _parser() -> argparse.ArgumentParser:
     from .models.fastpath import PRECISIONS
 
-    d = SearchConfig()
+    d = _help_defaults()
     p = argparse.ArgumentParser(prog="python -m clearer_nni.search", description=__doc__.split("\n")[0],
+                                epilog=f"Defaults in [] are those of the default space ({d.space}); another "
+                                       "--space's 'search:' section replaces them.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 argument_default=argparse.SUPPRESS)
     p.add_argument("--space", default=d.space, help="space file, or a name in search_spaces/ (its 'search:' "
                                                      "section sets defaults that flags override)")
-    p.add_argument("--data", help=f"'skimage' (embedded images), bsds500, a folder... [{d.data}]")
+    p.add_argument("--data", help=f"'skimage' (embedded images), bsds500, a folder (split: every 5th image "
+                                  f"validates α, unless --val-data) ... [{d.data}]")
+    p.add_argument("--val-data", help="the validation images of the architecture step [the --data's val split]")
     p.add_argument("--data-root", help="root folder of named datasets [$CLEARER_DATA_ROOT or ../shared/data]")
     p.add_argument("--degradation", choices=["gaussian", "rain", "jpeg"], help=f"[{d.degradation}]")
     p.add_argument("--sigma", type=float, help=f"Gaussian noise level on the 0..255 scale [{d.sigma}]")
@@ -380,6 +393,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-supernet", dest="save_supernet", action="store_false",
                    help="do not save supernet.pt (the super-network's weights, for retrain --init-from-supernet)")
     return p
+
+
+def _help_defaults() -> SearchConfig:
+    """The settings a search gets without flags: :class:`SearchConfig` under the default space's ``search:``."""
+    try:
+        return _merge_space_defaults(SearchConfig(), set())[0]
+    except ValueError:  # the bundled space file is missing or broken: the help still shows
+        return SearchConfig()
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> tuple[SearchConfig, set[str]]:

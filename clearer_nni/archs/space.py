@@ -131,12 +131,15 @@ class SpaceConfig:
 
 def load_space_file(path: str | Path) -> tuple[SpaceConfig, dict[str, Any]]:
     """Read a declarative space file (YAML): its ``space:`` section and its optional ``search:`` defaults."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpaceFileError(f"space file not found: {path}")
+    from ..runtime import expect_file, sniff
+
+    path = expect_file(path, "space", SpaceFileError)
+    kind = sniff(path)
+    if kind is not None and kind != "a JSON file":  # JSON is YAML
+        raise SpaceFileError(f"{path}: not a space file (YAML), it is {kind}")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SpaceFileError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict) or "space" not in doc:
         raise SpaceFileError(f"{path}: expected a mapping with a 'space:' section")
@@ -146,7 +149,14 @@ def load_space_file(path: str | Path) -> tuple[SpaceConfig, dict[str, Any]]:
     search = doc.get("search") or {}
     if not isinstance(search, dict):
         raise SpaceFileError(f"{path}: 'search:' must be a mapping")
-    return SpaceConfig.from_dict(doc["space"], source=str(path)), search
+    space = SpaceConfig.from_dict(doc["space"], source=str(path))
+    if len(space.channels) != space.num_cells + 1:
+        # SpaceConfig itself accepts extra scales (older genotypes may carry them); a file that lists
+        # them is a mistake: the extra entries would be ignored
+        raise SpaceFileError(f"{path}: channels lists {len(space.channels)} scales {list(space.channels)} but columns "
+                             f"{list(space.columns)} make {space.num_cells} cells, which use {space.num_cells + 1}: "
+                             "the extra entries would be ignored; list exactly one per scale")
+    return space, search
 
 
 class AuthorsFusion(nn.Module):

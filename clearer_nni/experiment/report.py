@@ -23,9 +23,11 @@ import argparse
 import json
 import math
 import sys
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..runtime import atomic_write_text, prepare_out, publish_into
 from .export import (DEFAULT_WORKDIR, TrialRecord, add_experiment_arguments, find_experiment_dir,
                      finite_or_none, load_trials)
 
@@ -179,7 +181,6 @@ def write_report(id_or_dir: str | Path, out: str | Path, workdir: str | Path | N
         raise ValueError(f"no trial of {expdir} has a final result yet "
                          f"({', '.join(f'{t.trial_id}: {t.status}' for t in trials) or 'no trials'})")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     front = pareto_front(df)
     df.insert(1, "pareto", [i in front for i in df.index])
     notes = [f"Experiment {expdir.name} ({expdir}); {len(df)} trial(s) with a final result of {len(trials)}.",
@@ -192,11 +193,17 @@ def write_report(id_or_dir: str | Path, out: str | Path, workdir: str | Path | N
                      "its web UI): NNI 3.0's local training service hands parameters to whichever trial asks first "
                      "when several run at once. This table shows the parameters they ran with.")
     notes.append("pareto: on the Pareto front of (fewer parameters, higher PSNR).")
-    paths = {"csv": out / "table.csv", "md": out / "table.md", "png": out / "pareto.png"}
-    df.to_csv(paths["csv"], index=False)
-    paths["md"].write_text(f"# CLEARER search trials (Table 5 style)\n\n{to_markdown(df, notes)}", encoding="utf-8")
-    plot_pareto(df, front, paths["png"], title=f"experiment {expdir.name}: PSNR vs parameters")
-    return paths
+    # staged, then moved into out together: a failure leaves out as it was (other files in it are kept)
+    staging = prepare_out(out, overwrite=True)
+    try:
+        atomic_write_text(staging / "table.csv", df.to_csv(index=False))
+        atomic_write_text(staging / "table.md", f"# CLEARER search trials (Table 5 style)\n\n{to_markdown(df, notes)}")
+        plot_pareto(df, front, staging / "pareto.png", title=f"experiment {expdir.name}: PSNR vs parameters")
+        publish_into(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"csv": out / "table.csv", "md": out / "table.md", "png": out / "pareto.png"}
 
 
 def _parser() -> argparse.ArgumentParser:
