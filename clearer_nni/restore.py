@@ -175,7 +175,7 @@ def _model_input(network: nn.Module, src: Path) -> tuple[np.ndarray, int, str | 
 
     channels = int(_network_space(network).in_channels)
     image, depth = load_image(src)
-    if image.shape[-1] == 3 and np.array_equal(image[..., 0], image[..., 1]) \
+    if channels == 1 and image.shape[-1] == 3 and np.array_equal(image[..., 0], image[..., 1]) \
             and np.array_equal(image[..., 0], image[..., 2]):
         image = image[..., :1]  # a gray picture stored as RGB is gray: no conversion to speak of
     conversion = None

@@ -119,14 +119,14 @@ def prepare_out(out: str | Path, overwrite: bool) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(out.parent, os.W_OK):
         raise ValueError(f"output folder is not writable: {out.parent}")
-    outlock.acquire(out)
     staging = staging_dir(out)
     try:
+        outlock.acquire(out)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-    except BaseException:
+    except BaseException as exc:
         outlock.release(out)
-        raise
+        raise (disk_full_error(exc, out.parent) or exc) from None
     return staging
 
 
@@ -178,6 +178,9 @@ def software_versions() -> dict[str, str]:
 
 class DiskFullError(OSError):
     """A file could not be written because its file system is full; the message names the folder."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # without OSError's "[Errno 28]" prefix: the message says it
 
 
 def _free_bytes(folder: Path) -> int | None:
