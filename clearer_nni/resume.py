@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 import random
 import re
 import shutil
@@ -123,7 +124,8 @@ def resume_settings(cfg: Any, explicit: Collection[str], folder: Path, fmt: str,
     ValueError
         No complete checkpoint in ``folder``, or an explicit flag that differs from the saved settings.
     """
-    if Path(cfg.out).parent.is_dir():
+    rank0 = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    if rank0 and Path(cfg.out).parent.is_dir():  # (DDP worker ranks re-run the command beside rank 0)
         outlock.acquire(cfg.out)  # a second process resuming the same run is refused at once
     found = CheckpointStore(folder, fmt).latest()
     if found is None:
