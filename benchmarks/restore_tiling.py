@@ -7,7 +7,7 @@ and of a 3-cell space (S = 3, the paper's depth), each test image of the embedde
 |tiled − whole| (the seams), and the PSNR loss of the tiled result against the whole one (both scored
 on the clean image). ``clearer_nni.restore.min_tiling`` refuses tiles below 8f and overlaps below 2f.
 
-    python benchmarks/restore_tiling.py            # ~3 minutes on 2 cores
+    python benchmarks/restore_tiling.py            # ~17 minutes on the shared 2-core machine
 """
 
 from __future__ import annotations

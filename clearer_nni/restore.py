@@ -144,7 +144,7 @@ def min_tiling(network: nn.Module) -> tuple[int, int]:
     """The smallest ``(tile, overlap)`` :func:`run_restore` accepts for ``network``: ``8 * 2^S`` and ``2 * 2^S``.
 
     A network of ``S`` cells downsamples by ``2^S`` (its coarsest branch); a tile of a few coarse pixels,
-    or an overlap of less than two, leaves a visible tile grid (docs/RESULTS.md, restore tiling).
+    or an overlap of less than two, leaves a visible tile grid (docs/RESULTS.md, "restore: tile and overlap").
     """
     factor = 2 ** _network_space(network).num_cells
     return 8 * factor, 2 * factor
