@@ -35,7 +35,8 @@ import torch.nn as nn
 
 from .models.fastpath import PRECISIONS, check_precision
 from .resume import TrainingState, nonfinite_error, resume_settings, stop_and_keep
-from .runtime import THREADS_HELP, lightning_accelerator, prepare_out, publish, set_threads, staging_dir
+from .runtime import (THREADS_HELP, atomic_savefig, lightning_accelerator, prepare_out, publish, set_threads,
+                      staging_dir)
 
 __all__ = ["RetrainConfig", "RetrainResult", "VAL_CROP", "Validator", "dataset_spec", "fit_network",
            "init_from_supernet", "run_retrain", "supernet_key_map", "validation_batches", "main"]
@@ -429,7 +430,7 @@ def _plot_curve(rows: list[dict[str, float]], path: Path, title: str) -> None:
     ax2.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -17,7 +17,8 @@ from typing import Any, Callable
 import torch
 
 __all__ = ["resolve_device", "lightning_accelerator", "THREADS_HELP", "set_threads", "staging_dir", "prepare_out",
-           "publish", "publish_into", "expect_file", "DiskFullError", "disk_full_error", "atomic_write", "atomic_write_text", "atomic_save", "software_versions"]
+           "publish", "publish_into", "expect_file", "sniff", "DiskFullError", "disk_full_error", "atomic_write",
+           "atomic_write_text", "atomic_savefig", "atomic_save", "software_versions"]
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -245,6 +246,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_savefig(fig: Any, path: str | Path, **options: Any) -> Path:
+    """Save the matplotlib figure ``fig`` as the PNG ``path`` atomically (``options``: ``savefig``'s)."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", **options), suffix=".png")
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:

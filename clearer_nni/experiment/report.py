@@ -27,7 +27,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..runtime import atomic_write_text, prepare_out, publish_into
+from ..runtime import atomic_savefig, atomic_write_text, prepare_out, publish_into
 from .export import (DEFAULT_WORKDIR, TrialRecord, add_experiment_arguments, find_experiment_dir,
                      finite_or_none, load_trials)
 
@@ -166,8 +166,7 @@ def plot_pareto(df, front: Sequence[int], path: str | Path, title: str = "") -> 
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
+    path = atomic_savefig(fig, path)
     plt.close(fig)
     return path
 

@@ -18,7 +18,7 @@ import torch
 
 from ..archs.space import CANDIDATES
 from ..metrics import mean_psnr
-from ..runtime import atomic_write, disk_full_error
+from ..runtime import atomic_savefig, disk_full_error
 
 __all__ = ["SearchLogger", "derived_alpha", "recalibrated_bn"]
 
@@ -187,5 +187,5 @@ class SearchLogger(pl.Callback):
         ax2.plot(steps, [r["val_psnr"] for r in self.rows], color="k")
         ax2.set(xlabel="search step", ylabel="PSNR (dB)", title="super-network, validation patches")
         fig.tight_layout()
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
+        atomic_savefig(fig, path, dpi=110)
         plt.close(fig)
