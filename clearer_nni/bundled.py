@@ -36,8 +36,8 @@ def find_resource(value: str | Path, folder: Path, what: str, suffixes: tuple[st
     path = Path(value).expanduser()
     if path.is_file():
         return path
-    if path.exists():
-        raise FileNotFoundError(f"{what} path is not a file: {path}")
+    if path.is_dir():
+        raise FileNotFoundError(f"{what} path is a folder, not a file: {path}")
     if len(path.parts) == 1:
         for suffix in ("", *suffixes):
             candidate = folder / f"{path.name}{suffix}"

@@ -51,6 +51,14 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    if not os.environ.get("CLEARER_DEBUG"):
+        warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """A warning as users read it: ``warning: <message>``, without the source line that raised it."""
+    return f"warning: {message}\n"
 
 
 def run_cli(fn: Callable[[], int], quiet_libraries: bool = True) -> int:
@@ -68,8 +76,23 @@ def run_cli(fn: Callable[[], int], quiet_libraries: bool = True) -> int:
     except ERRORS as exc:
         if os.environ.get("CLEARER_DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_describe(exc)}", file=sys.stderr)
         return 2
+    finally:
+        from .outlock import release_all
+
+        release_all()
+
+
+def _describe(exc: BaseException) -> str:
+    """The one-line message of ``exc``; a full disk is said so, with the file when the error names one."""
+    import errno
+
+    from .runtime import DiskFullError
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and not isinstance(exc, DiskFullError):
+        return "no space left on device" + (f" writing {exc.filename}" if exc.filename else "")
+    return str(exc)
 
 
 def _usage() -> str:

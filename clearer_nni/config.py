@@ -99,8 +99,8 @@ class RunOptions(_Options):
 class DataOptions(_Options):
     """What a run trains on: images, degradation, patches. Shared by search and retrain."""
 
-    data: str | None = opt("skimage", "training images: skimage (embedded), bsds500, bsd400, a folder, "
-                                      "paired:FOLDER...")
+    data: str | None = opt("skimage", "training images: skimage (embedded), bsds500, bsd400, a folder (a search "
+                                      "splits one: every 5th image validates α, unless --val-data), paired:FOLDER...")
     val_data: str | None = opt(None, "validation images (their 'val' split) [the 'val' split of --data]", type=str)
     data_root: str | None = opt(None, "root folder of named datasets [$CLEARER_DATA_ROOT, else a source checkout's ../shared/data, "
                                 "else ~/.cache/clearer_nni/data]",
@@ -187,7 +187,8 @@ class RetrainConfig(RunOptions, DataOptions):
     steps: int = opt(100_000, "training steps")
     lr: float = opt(0.01, "Adam learning rate, cosine-annealed to 0")
     grad_clip: float = opt(5.0, "gradient-norm clip, 0 for none")
-    val_every: int = opt(1000, "validate every N steps (and at the last)")
+    val_every: int = opt(1000, "validate every N steps (and at the last) [1000; steps/10 for fewer than 10,000 "
+                               "steps]")
     val_images: int = opt(0, "validate on the first N whole val images instead of patches (0: patches)")
     init_from_supernet: str | None = opt(None, "start from the search's super-network weights (no value: "
                                                "supernet.pt next to the genotype)", nargs="?", const="auto",
@@ -367,7 +368,11 @@ def resolve_search(flags: Mapping[str, Any], params: Mapping[str, Any] | None = 
 
 
 def resolve_retrain(flags: Mapping[str, Any]) -> RetrainConfig:
-    """The finished settings of a retraining: defaults < ``--recipe``'s ``retrain:`` < flags; or ``--resume``."""
+    """The finished settings of a retraining: defaults < ``--recipe``'s ``retrain:`` < flags; or ``--resume``.
+
+    Without an interval from the recipe or the flags, a run of fewer than 10 x 1,000 steps validates
+    every ``steps / 10`` steps (ten points on its curve).
+    """
     from .training.state import RETRAIN_STATE
 
     if flags.get("resume"):
@@ -375,6 +380,9 @@ def resolve_retrain(flags: Mapping[str, Any]) -> RetrainConfig:
     else:
         recipe = flags.get("recipe")
         settings = {**(load_recipe(recipe, "retrain", RetrainConfig) if recipe else {}), **flags}
+        # a short run that sets no interval: ten validation points, not one
+        settings.setdefault("val_every", min(RetrainConfig.val_every,
+                                             max(1, math.ceil(settings.get("steps", RetrainConfig.steps) / 10))))
         cfg = _build(RetrainConfig, settings, "retrain settings")
     cfg.validate()
     return cfg

@@ -34,7 +34,8 @@ import torch
 import torch.nn as nn
 
 from .config import THREADS_HELP
-from .runtime import prepare_out, publish, resolve_device, set_threads
+from .data.images import MAX_PIXELS
+from .runtime import prepare_out, publish, publish_into, resolve_device, set_threads
 
 __all__ = ["PROTOCOLS", "PAPER_CROP", "LeakError", "EvalConfig", "EvalResult", "protocol_pairs",
            "check_unseen", "evaluate_model", "format_summary", "run_evaluate", "main"]
@@ -186,6 +187,7 @@ class EvalConfig:
     device: str = "auto"
     threads: int = 0
     max_images: int | None = None
+    max_pixels: int | None = None  # None: the data layer's default (MAX_PIXELS or $CLEARER_MAX_PIXELS)
     progress: bool = True
 
     def validate(self) -> None:
@@ -202,6 +204,7 @@ class EvalConfig:
             (self.ssim in SSIM_WINDOWS, f"unknown SSIM window {self.ssim!r}; expected one of {list(SSIM_WINDOWS)}"),
             (self.max_images is None or self.max_images >= 1, f"max_images must be >= 1, got {self.max_images}"),
             (self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}"),
+            (self.max_pixels is None or self.max_pixels >= 0, f"max_pixels must be >= 0 (0: no limit), got {self.max_pixels}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -235,13 +238,15 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
 
     import pandas as pd
 
+    from .data import load_dataset, set_max_pixels
     from .training.checkpoint import data_seen, load_checkpoint
-    from .data import load_dataset
     from .metrics import ssim_implementation
     from .runtime import atomic_write_text
 
     cfg.validate()
     set_threads(cfg.threads)
+    if cfg.max_pixels is not None:
+        set_max_pixels(cfg.max_pixels)
     device = resolve_device(cfg.device)
     network, genotype, metadata = load_checkpoint(cfg.model)
     data = load_dataset(cfg.data, cfg.split, channels=genotype.space.in_channels, root=cfg.data_root,
@@ -254,14 +259,19 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
     pairs = protocol_pairs(data, cfg.protocol, cfg.sigma)
     patch = cfg.patch or (PAPER_CROP if cfg.protocol == "authors" else None)
     save_dir = Path(cfg.save_images) if cfg.save_images else None
-    if save_dir is not None and save_dir.is_dir() and any(save_dir.iterdir()) and not cfg.overwrite:
-        raise ValueError(f"image folder is not empty: {save_dir} (pass --overwrite to write into it)")
     out = Path(cfg.out)
-    staging = prepare_out(out, cfg.overwrite)
+    # the images are staged too (.<DIR>.partial), and published with the tables: all or nothing
+    images = prepare_out(save_dir, cfg.overwrite) if save_dir is not None else None
+    try:
+        staging = prepare_out(out, cfg.overwrite)
+    except BaseException:
+        if images is not None:
+            shutil.rmtree(images, ignore_errors=True)
+        raise
     try:
         start = time.time()
         df = evaluate_model(network, pairs, patch=patch, self_ensemble=cfg.self_ensemble, device=device,
-                            patch_average=cfg.protocol == "authors", ssim_window=cfg.ssim, save_dir=save_dir,
+                            patch_average=cfg.protocol == "authors", ssim_window=cfg.ssim, save_dir=images,
                             progress=cfg.progress)
         impl = ssim_implementation(cfg.ssim)
         df.insert(len(df.columns), "implementation", impl)
@@ -277,9 +287,13 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
         }
         atomic_write_text(staging / "per_image.csv", df.to_csv(index=False, float_format="%.6f"))
         atomic_write_text(staging / "summary.csv", pd.DataFrame([summary]).to_csv(index=False, float_format="%.6f"))
+        if images is not None:
+            publish_into(images, save_dir)  # --overwrite replaces the images, not the folder's other files
         publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if images is not None:
+            shutil.rmtree(images, ignore_errors=True)
         raise
     return EvalResult(summary, df, out, notes)
 
@@ -319,6 +333,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=ENSEMBLE_HELP)
     p.add_argument("--save-images", default=d.save_images, metavar="DIR", help="also write the restored images here")
     p.add_argument("--max-images", type=int, default=d.max_images, help="only the first N images (quick checks)")
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels,
+                   help=f"refuse images larger than this many pixels before decoding them (0: no limit) "
+                        f"[$CLEARER_MAX_PIXELS or {MAX_PIXELS}]")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=d.threads, help=THREADS_HELP)
     p.add_argument("--out", required=True, help="output folder for per_image.csv and summary.csv")

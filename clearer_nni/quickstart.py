@@ -49,8 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .experiment.report import write_report
         from .retrain import RetrainConfig, run_retrain
 
+        from . import outlock
+
         out = Path(ns.out)
         out.mkdir(parents=True, exist_ok=True)
+        outlock.acquire(out)  # one quick start per folder (run_cli releases it)
         workdir = out / "nni"
         start = time.time()
 

@@ -32,6 +32,7 @@ import torch.nn as nn
 
 from .compat import set_optimizer_steps
 from .config import RetrainConfig, add_options, resolve_retrain
+from .runtime import atomic_savefig
 from .training.state import RETRAIN_STATE, TrainingState, nonfinite_error
 from .training.validation import Validator
 
@@ -166,7 +167,7 @@ def _plot_curve(rows: list[dict[str, float]], path: Path, title: str) -> None:
     ax2.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -6,6 +6,7 @@ has finished, so ``--out`` holds either nothing or a complete result.
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
 import shutil
@@ -16,7 +17,8 @@ from typing import Any, Callable
 import torch
 
 __all__ = ["resolve_device", "lightning_accelerator", "set_threads", "staging_dir", "check_out", "prepare_out",
-           "publish", "atomic_write", "atomic_write_text", "atomic_save", "software_versions"]
+           "publish", "publish_into", "expect_file", "sniff", "DiskFullError", "disk_full_error", "atomic_write",
+           "atomic_write_text", "atomic_savefig", "atomic_save", "software_versions"]
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -66,6 +68,34 @@ def set_threads(threads: int = 0) -> int:
     return threads
 
 
+def expect_file(path: str | Path, what: str, error: type[Exception] = ValueError) -> Path:
+    """``path`` as a :class:`Path` if it is an existing regular file; else ``error`` saying what it is instead."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise error(f"{what} path is a folder, not a file: {path}")
+    if path.exists():
+        raise error(f"{what} path is not a regular file: {path}")
+    raise error(f"{what} file not found: {path}")
+
+
+#: Leading bytes of files that are often passed in the wrong place, and what they are.
+_MAGIC = ((b"PK\x03\x04", "a torch file (a model checkpoint, super-network or resume state)"),
+          (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"{", "a JSON file"),
+          (b"[", "a JSON file"))
+
+
+def sniff(path: str | Path) -> str | None:
+    """What ``path`` holds, judged by its first bytes, when it is one of the usual mix-ups (see ``_MAGIC``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+    except OSError:
+        return None
+    return next((what for magic, what in _MAGIC if head.startswith(magic)), None)
+
+
 def staging_dir(out: str | Path) -> Path:
     """The hidden folder a command writes into before it is renamed to ``out``."""
     out = Path(out)
@@ -87,20 +117,51 @@ def check_out(out: str | Path, overwrite: bool) -> Path:
 
 
 def prepare_out(out: str | Path, overwrite: bool) -> Path:
-    """Refuse a non-empty ``out`` unless ``overwrite``; return a fresh, empty staging folder."""
+    """Refuse a non-empty ``out`` unless ``overwrite``, lock it for this process (:mod:`clearer_nni.outlock`:
+    a second process is refused at once, naming the first); return a fresh, empty staging folder."""
+    from . import outlock
+
     out = check_out(out, overwrite)
     staging = staging_dir(out)
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        outlock.acquire(out)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except BaseException as exc:
+        outlock.release(out)
+        raise (disk_full_error(exc, out.parent) or exc) from None
     return staging
 
 
 def publish(staging: Path, out: str | Path) -> Path:
-    """Replace ``out`` by the finished staging folder."""
+    """Replace ``out`` by the finished staging folder (and release the lock :func:`prepare_out` took)."""
+    from . import outlock
+
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
+    outlock.release(out)
+    return out
+
+
+def publish_into(staging: Path, out: str | Path) -> Path:
+    """Move the finished staging folder's files into ``out``, keeping the other files there (a plain rename
+    when ``out`` is new or empty), and release the lock :func:`prepare_out` took."""
+    from . import outlock
+
+    out = Path(out)
+    for f in staging.glob(".*"):
+        f.unlink()  # a temporary file of a write that SIGKILL cut short
+    if out.is_dir() and any(out.iterdir()):
+        for f in sorted(staging.iterdir()):
+            os.replace(f, out / f.name)  # each one atomic, and every file is complete in staging
+        staging.rmdir()
+    else:
+        if out.is_dir():
+            out.rmdir()
+        staging.rename(out)
+    outlock.release(out)
     return out
 
 
@@ -118,12 +179,55 @@ def software_versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+class DiskFullError(OSError):
+    """A file could not be written because its file system is full; the message names the folder."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # without OSError's "[Errno 28]" prefix: the message says it
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize  # root may use reserved blocks
+
+
+def disk_full_error(exc: BaseException, folder: Path) -> DiskFullError | None:
+    """A :class:`DiskFullError` for ``exc`` if it means ``folder``'s file system is full, else ``None``.
+
+    ``torch.save`` reports a full disk as its serializer's internal assertion (``[enforce fail at
+    inline_container.cc:...] unexpected pos ...``) without an errno: it is read as a full disk when the
+    file system has (almost) no space left at the moment of failure, the half-written file still on it.
+    """
+    if isinstance(exc, DiskFullError):
+        return None
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not full and isinstance(exc, RuntimeError) and "inline_container" in str(exc):
+        free = _free_bytes(folder)
+        full = free is not None and free < 1 << 20
+    if not full:
+        return None
+    return DiskFullError(errno.ENOSPC, f"no space left on device in {folder}: free some space there, or write "
+                                       "the output elsewhere")
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".tmp") -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``: no reader
     (and no crash) ever sees a half-written file. ``suffix`` lets writers that pick a format by
-    extension (images) see the right one."""
+    extension (images) see the right one.
+
+    Raises
+    ------
+    DiskFullError
+        The file system of ``path`` is full (whatever the writer raised); the message names the folder.
+    """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:
+        raise (disk_full_error(exc, path.parent) or exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -132,8 +236,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = disk_full_error(exc, path.parent)  # before the unlink: the half-written file fills the disk
         tmp.unlink(missing_ok=True)
+        if full is not None:
+            raise full from None
         raise
     return path
 
@@ -141,6 +248,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_savefig(fig: Any, path: str | Path, **options: Any) -> Path:
+    """Save the matplotlib figure ``fig`` as the PNG ``path`` atomically (``options``: ``savefig``'s)."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", **options), suffix=".png")
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:

@@ -130,7 +130,14 @@ class SpaceConfig:
 
 
 def read_yaml(path: Path, what: str) -> dict[str, Any]:
-    """A YAML file that must hold a mapping; :class:`SpaceFileError` naming the file otherwise."""
+    """A YAML file that must hold a mapping; :class:`SpaceFileError` naming the file otherwise (also when
+    it is something else: an image, a checkpoint...)."""
+    from ..runtime import expect_file, sniff
+
+    path = expect_file(path, what, SpaceFileError)
+    kind = sniff(path)
+    if kind is not None and kind != "a JSON file":  # JSON is YAML
+        raise SpaceFileError(f"{path}: not a {what} file (YAML), it is {kind}")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -163,7 +170,14 @@ def load_space_file(path: str | Path) -> SpaceConfig:
     unknown = sorted(set(doc) - {"space", "recipe", "description"})
     if unknown:
         raise SpaceFileError(f"{path}: unknown top-level key(s) {unknown}; known: description, space, recipe")
-    return SpaceConfig.from_dict(doc["space"], source=str(path))
+    space = SpaceConfig.from_dict(doc["space"], source=str(path))
+    if len(space.channels) != space.num_cells + 1:
+        # SpaceConfig itself accepts extra scales (older genotypes may carry them); a file that lists
+        # them is a mistake: the extra entries would be ignored
+        raise SpaceFileError(f"{path}: channels lists {len(space.channels)} scales {list(space.channels)} but columns "
+                             f"{list(space.columns)} make {space.num_cells} cells, which use {space.num_cells + 1}: "
+                             "the extra entries would be ignored; list exactly one per scale")
+    return space
 
 
 class AuthorsFusion(nn.Module):

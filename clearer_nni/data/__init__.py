@@ -9,6 +9,7 @@ from .datasets import (
     ImageSet,
     available_datasets,
     default_data_root,
+    holdout_split,
     list_images,
     load_dataset,
     register_dataset,
@@ -22,7 +23,8 @@ from .degradations import (
     paper_noisy,
     standard_noisy,
 )
-from .images import DataError, bit_depth, read_image, to_luma, write_image
+from .images import (MAX_PIXELS, DataError, bit_depth, load_image, max_pixels, probe_image, read_image,
+                     set_max_pixels, to_channels, to_luma, write_image)
 from .patches import (
     PatchDataset,
     center_crop_multiple,
@@ -64,12 +66,19 @@ __all__ = [
     "fixed_batches",
     "fetch_dataset",
     "inverse_dihedral",
+    "holdout_split",
     "list_images",
     "load_dataset",
     "make_degradation",
     "make_loader",
     "paper_noisy",
     "read_image",
+    "load_image",
+    "probe_image",
+    "to_channels",
+    "set_max_pixels",
+    "max_pixels",
+    "MAX_PIXELS",
     "register_dataset",
     "standard_noisy",
     "to_luma",

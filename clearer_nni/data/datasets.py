@@ -21,6 +21,7 @@ __all__ = [
     "DatasetLoader",
     "available_datasets",
     "default_data_root",
+    "holdout_split",
     "list_images",
     "load_dataset",
     "register_dataset",
@@ -167,7 +168,8 @@ def _find_dir(root: Path, candidates: Sequence[str], what: str) -> Path:
             return p
         tried.append(str(p))
     raise DataError(f"{what} not found; looked for " + ", ".join(tried)
-                    + " (see docs/DATA.md for the layout and download instructions)")
+                    + f" (the data root is {root}: pass --data-root DIR or set CLEARER_DATA_ROOT to where the "
+                      "datasets are; see docs/DATA.md for the layout and download instructions)")
 
 
 def _only_split(dataset: str, split: str, allowed: str) -> None:
@@ -357,6 +359,27 @@ register_dataset("bsd400", _simple_loader("bsd400", ["BSD400", "Train400", "bsd4
 register_dataset("set12", _simple_loader("set12", ["Set12", "set12"], "test"))
 register_dataset("bsd68", _simple_loader("bsd68", ["BSD68", "Set68", "bsd68"], "test"))
 register_dataset("rain800", _load_rain800)
+
+
+def holdout_split(data: ImageSet, every: int = 5) -> tuple[ImageSet, ImageSet]:
+    """Split one set into (train, validation) images: every ``every``-th image in name order (the last one
+    when there are fewer) is held out for validation. Both keep ``data.name``.
+
+    Raises
+    ------
+    DataError
+        Fewer than 2 images: nothing to split.
+    """
+    if len(data) < 2:
+        raise DataError(f"dataset {data.name!r} has {len(data)} image: a validation split needs at least 2")
+    order = sorted(range(len(data)), key=lambda i: data.paths[i])
+    held = set(order[every - 1::every]) or {order[-1]}
+
+    def subset(keep: list[int]) -> ImageSet:
+        targets = None if data.targets is None else [data.targets[i] for i in keep]
+        return ImageSet(data.name, [data.images[i] for i in keep], [data.paths[i] for i in keep], targets)
+
+    return subset([i for i in order if i not in held]), subset([i for i in order if i in held])
 
 
 def load_dataset(spec: str, split: str = "train", channels: int = 1, root: Optional[str] = None,

@@ -7,21 +7,30 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..runtime import atomic_write
+from ..runtime import DiskFullError, atomic_write
 
 __all__ = [
     "ConversionWarning",
     "DataError",
     "IMAGE_EXTENSIONS",
     "LUMA_601",
+    "MAX_PIXELS",
+    "WRITE_EXTENSIONS",
     "bit_depth",
+    "check_writable",
+    "load_image",
+    "max_pixels",
+    "probe_image",
     "read_image",
+    "set_max_pixels",
+    "to_channels",
     "to_luma",
     "write_image",
 ]
@@ -38,6 +47,51 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 LUMA_601: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
+
+#: Suffixes :func:`write_image` writes (GIF is read, never written: 256 colours would quantise a result).
+WRITE_EXTENSIONS: tuple[str, ...] = tuple(e for e in IMAGE_EXTENSIONS if e != ".gif")
+
+#: Largest image (width x height) read unless told otherwise: 64 megapixels, every common camera, about
+#: 0.8 GB per float32 RGB copy. A few hundred bytes of PNG can declare 100000 x 100000 pixels (120 GB as
+#: float32 RGB); Pillow's own guard only refuses above ~179 megapixels.
+MAX_PIXELS = 64_000_000
+_max_pixels: int | None = None  # set_max_pixels(); None: $CLEARER_MAX_PIXELS, else MAX_PIXELS
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Set the largest image :func:`read_image` decodes (``0``: no limit; ``None``: back to the default).
+
+    Raises
+    ------
+    DataError
+        ``limit`` is not an integer >= 0.
+    """
+    global _max_pixels
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise DataError(f"max_pixels must be an integer >= 0 (0: no limit), got {limit!r}")
+    _max_pixels = limit
+
+
+def max_pixels() -> int:
+    """The current limit: :func:`set_max_pixels`'s, else ``$CLEARER_MAX_PIXELS``, else :data:`MAX_PIXELS`."""
+    if _max_pixels is not None:
+        return _max_pixels
+    env = os.environ.get("CLEARER_MAX_PIXELS", "").strip()
+    if env:
+        if not env.isdigit():
+            raise DataError(f"CLEARER_MAX_PIXELS must be an integer >= 0 (0: no limit), got {env!r}")
+        return int(env)
+    return MAX_PIXELS
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    """Refuse a declared size above :func:`max_pixels` before anything is decoded."""
+    limit = max_pixels()
+    if limit and width * height > limit:
+        gigabytes = width * height * 3 * 4 / 1e9
+        raise DataError(f"{path}: the image declares {width}x{height} pixels ({width * height / 1e6:.1f} megapixels, "
+                        f"{gigabytes:.1f} GB as float32 RGB), above the limit of {limit / 1e6:g} megapixels; pass "
+                        "--max-pixels N (or set CLEARER_MAX_PIXELS=N; 0: no limit) if you mean it")
 
 
 class DataError(ValueError):
@@ -130,10 +184,60 @@ def _scale_integer(arr: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
     raise DataError(f"{path}: unsupported pixel type {arr.dtype}")
 
 
+@contextmanager
+def _pil_open(path: Path) -> Iterator[Image.Image]:
+    """``Image.open`` (header only) with the declared size checked against :func:`max_pixels`."""
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # _check_pixels is the guard, with the size and the way out in its message
+    try:
+        im = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
+    with im:
+        _check_pixels(path, *im.size)
+        yield im
+
+
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    if isinstance(exc, (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError)):
+        return DataError(f"{path}: unreadable, truncated or corrupt image ({exc})")
+    # PIL plugins raise assorted errors on garbage
+    return DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})")
+
+
+def probe_image(path: PathLike) -> tuple[int, int]:
+    """``(width, height)`` an image file declares, from its header only (nothing is decoded).
+
+    Raises
+    ------
+    DataError
+        What :func:`read_image` raises for a missing, empty or unidentifiable file, or a declared size
+        above :func:`max_pixels`; truncated pixel data is only found by decoding.
+    """
+    p = Path(path)
+    _check_file(p)
+    try:
+        if p.suffix.lower() in _TIFF_SUFFIXES:
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                size = int(tif.pages[0].imagewidth), int(tif.pages[0].imagelength)
+            _check_pixels(p, *size)
+            return size
+        with _pil_open(p) as im:
+            return im.size
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types on garbage
+        raise _unreadable(p, exc) from exc
+
+
 def _decode_pil(path: Path) -> tuple[np.ndarray, int]:
     try:
-        with Image.open(path) as im:
+        with _pil_open(path) as im:
             im.load()  # decode now, so truncated/corrupt data fails here and not later
+            # as viewers show it: the camera's EXIF orientation applied (rotated/mirrored pixels)
+            im = ImageOps.exif_transpose(im)
             mode = im.mode
             if mode == "1":
                 _say("1-bit", path, "1-bit image read as 0.0 / 1.0")
@@ -151,11 +255,10 @@ def _decode_pil(path: Path) -> tuple[np.ndarray, int]:
             elif mode == "La":
                 im = im.convert("LA")
             arr = np.array(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError,
-            Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: unreadable, truncated or corrupt image ({exc})") from exc
+    except DataError:
+        raise
     except Exception as exc:  # noqa: BLE001 - PIL plugins raise assorted errors on garbage
-        raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+        raise _unreadable(path, exc) from exc
     return arr, 0
 
 
@@ -164,7 +267,12 @@ def _decode_tiff(path: Path) -> tuple[np.ndarray, int]:
     import tifffile
 
     try:
-        arr = tifffile.imread(path, key=0)
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            _check_pixels(path, int(page.imagewidth), int(page.imagelength))
+            arr = page.asarray()
+    except DataError:
+        raise
     except Exception as exc:  # noqa: BLE001 - tifffile raises many types on garbage
         raise DataError(f"{path}: unreadable, truncated or corrupt TIFF ({exc})") from exc
     return np.asarray(arr), 0
@@ -192,6 +300,35 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     return _scale_integer(raw, path)
 
 
+def load_image(path: PathLike) -> tuple[np.ndarray, int]:
+    """Read an image file as it is: ``float32`` ``H x W x C`` in [0, 1] with ``C`` 1 (gray) or 3, and its bit depth.
+
+    Decodes as :func:`read_image` does (same conversions, limits and errors) but keeps the file's own
+    channels, so a caller can tell a gray file from a colour one without a second decode.
+    """
+    p = Path(path)
+    arr, depth = _decode(p)
+    out = arr[..., None] if arr.ndim == 2 else arr
+    return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32), depth
+
+
+def to_channels(image: np.ndarray, channels: int, depth: int = 8) -> np.ndarray:
+    """``image`` (``H x W x 1`` or ``H x W x 3``, from :func:`load_image`) with ``channels`` channels.
+
+    Gray is repeated to 3 channels; colour becomes BT.601 luma rounded to the source's own grid (1/255 for
+    ``depth`` 8, 1/65535 for 16), as OpenCV/PIL gray conversion gives.
+    """
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 or 3, got {channels!r}")
+    if image.shape[-1] == channels:
+        return image
+    if channels == 3:
+        return np.ascontiguousarray(np.repeat(image, 3, axis=-1))
+    levels = 255.0 if depth == 8 else 65535.0
+    gray = np.rint(to_luma(image).astype(np.float64) * levels) / levels
+    return np.ascontiguousarray(np.clip(gray, 0.0, 1.0), dtype=np.float32)
+
+
 def read_image(path: PathLike, channels: int) -> np.ndarray:
     """Read an image file as ``float32`` ``H x W x channels`` in [0, 1].
 
@@ -210,32 +347,27 @@ def read_image(path: PathLike, channels: int) -> np.ndarray:
     Raises
     ------
     DataError
-        Missing, empty (0 bytes), truncated, corrupt or unsupported file, or bad ``channels``.
+        Missing, empty (0 bytes), truncated, corrupt or unsupported file, a declared size above
+        :func:`max_pixels` (refused before decoding), or bad ``channels``.
 
     Notes
     -----
-    8-bit data is divided by 255, 16-bit by 65535, 1-bit gives 0/1. Palette images go through their
-    palette. Alpha (RGBA, LA, palette transparency) is dropped, not composited. When colour is made
-    gray, the luma is rounded to the source's own grid (1/255 for 8-bit files) so a gray BSDS500
-    image is an 8-bit image, as OpenCV/PIL gray conversion gives. Pillow decodes 16-bit *colour*
-    PNG to 8 bits: such files keep 8-bit precision (16-bit gray PNG and 16-bit TIFF are exact).
+    The image is read as viewers show it: an EXIF orientation (JPEG, PNG, WebP) is applied. 8-bit data
+    is divided by 255, 16-bit by 65535, 1-bit gives 0/1. Palette images go through their palette. Alpha
+    (RGBA, LA, palette transparency) is dropped, not composited. When colour is made gray, the luma is
+    rounded to the source's own grid (1/255 for 8-bit files) so a gray BSDS500 image is an 8-bit image,
+    as OpenCV/PIL gray conversion gives. Pillow decodes 16-bit *colour* PNG to 8 bits: such files keep
+    8-bit precision (16-bit gray PNG and 16-bit TIFF are exact).
     """
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels!r} (reading {path})")
     p = Path(path)
-    arr, depth = _decode(p)
-    if arr.ndim == 2:
-        out = arr[..., None]
-        if channels == 3:
-            _say("gray-to-rgb", p, "gray image repeated to 3 channels for a colour model")
-            out = np.repeat(out, 3, axis=-1)
-    elif channels == 3:
-        out = arr
-    else:
+    image, depth = load_image(p)
+    if image.shape[-1] == 1 and channels == 3:
+        _say("gray-to-rgb", p, "gray image repeated to 3 channels for a colour model")
+    elif image.shape[-1] == 3 and channels == 1:
         _say("rgb-to-gray", p, "colour image converted to gray (ITU-R BT.601 luma)")
-        levels = 255.0 if depth == 8 else 65535.0
-        out = np.rint(to_luma(arr).astype(np.float64) * levels) / levels
-    return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
+    return to_channels(image, channels, depth)
 
 
 def bit_depth(path: PathLike) -> int:
@@ -274,6 +406,28 @@ def _encode(arr: np.ndarray, depth: int, path: Path) -> tuple[np.ndarray, bool]:
     return np.rint(np.clip(a, 0.0, 1.0) * levels).astype(dtype), a.ndim == 3
 
 
+def check_writable(path: PathLike, colour: bool, bit_depth: int = 8) -> None:
+    """Refuse, before any work, an output name whose format cannot hold the image :func:`write_image` would write.
+
+    Raises
+    ------
+    DataError
+        No or an unknown suffix, GIF (256 colours), colour as ``.pgm``, 16 bits in a format without them.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in WRITE_EXTENSIONS:
+        what = f"unknown image format {suffix!r}" if suffix else "no file extension"
+        raise DataError(f"{p}: {what}; name the output with one of {', '.join(WRITE_EXTENSIONS)}"
+                        + (" (GIF holds 256 colours and would quantise the image)" if suffix == ".gif" else ""))
+    if colour and suffix == ".pgm":
+        raise DataError(f"{p}: .pgm holds gray images only; use .ppm, .png or .tif for colour")
+    if bit_depth == 16 and suffix not in (".png", ".tif", ".tiff", ".pgm", ".pnm"):
+        raise DataError(f"{p}: {suffix} cannot hold 16-bit data; use .png or .tif")
+    if bit_depth == 16 and colour and suffix not in _TIFF_SUFFIXES:
+        raise DataError(f"{p}: 16-bit colour images can only be written as .tif/.tiff")
+
+
 def write_image(path: PathLike, array: np.ndarray, bit_depth: int = 8) -> Path:
     """Write a float image in [0, 1] atomically (temporary file in the same folder, then rename).
 
@@ -301,10 +455,7 @@ def write_image(path: PathLike, array: np.ndarray, bit_depth: int = 8) -> Path:
         raise DataError(f"{p}: bit_depth must be 8 or 16, got {bit_depth!r}")
     suffix = p.suffix.lower()
     data, colour = _encode(array, bit_depth, p)
-    if bit_depth == 16 and suffix not in (".png", ".tif", ".tiff", ".pgm", ".pnm"):
-        raise DataError(f"{p}: {suffix or 'this format'} cannot hold 16-bit data; use .png or .tif")
-    if bit_depth == 16 and colour and suffix not in _TIFF_SUFFIXES:
-        raise DataError(f"{p}: 16-bit colour images can only be written as .tif/.tiff")
+    check_writable(p, colour, bit_depth)
     p.parent.mkdir(parents=True, exist_ok=True)
 
     def encode(tmp: Path) -> None:
@@ -314,15 +465,15 @@ def write_image(path: PathLike, array: np.ndarray, bit_depth: int = 8) -> Path:
             tifffile.imwrite(tmp, data, photometric="rgb" if colour else "minisblack")
         else:
             img = Image.fromarray(data)
-            options = {"quality": 95} if suffix in (".jpg", ".jpeg") else {}
+            options = {".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".webp": {"lossless": True}}.get(suffix, {})
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                img.save(tmp, format=Image.registered_extensions().get(suffix, "PNG"), **options)
+                img.save(tmp, format=Image.registered_extensions()[suffix], **options)
 
     try:
-        atomic_write(p, encode, suffix=suffix or ".png")
+        atomic_write(p, encode, suffix=suffix)
     except (OSError, ValueError, KeyError) as exc:
-        if isinstance(exc, DataError):
+        if isinstance(exc, (DataError, DiskFullError)):
             raise
         raise DataError(f"{p}: cannot write image ({exc})") from exc
     return p

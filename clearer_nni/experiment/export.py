@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from .. import outlock
+
 __all__ = ["TrialRecord", "ExperimentNotFound", "finite_or_none", "find_experiment_dir", "load_trials",
            "best_trial", "export_genotype", "main"]
 
@@ -288,7 +290,11 @@ def export_genotype(id_or_dir: str | Path, output: str | Path, trial: str | None
                             "final_metric": chosen.final, "source": str(chosen.genotype_path)}
     if output.parent != Path(""):
         output.parent.mkdir(parents=True, exist_ok=True)
-    geno.save(output)
+    outlock.acquire(output)  # a second export into the same file is refused at once
+    try:
+        geno.save(output)
+    finally:
+        outlock.release(output)
     return output, chosen
 
 

@@ -25,9 +25,11 @@ import argparse
 import json
 import math
 import sys
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..runtime import atomic_savefig, atomic_write_text, prepare_out, publish_into
 from .export import (DEFAULT_WORKDIR, TrialRecord, add_experiment_arguments, best_trial, find_experiment_dir,
                      finite_or_none, load_trials)
 
@@ -166,8 +168,7 @@ def plot_pareto(df, front: Sequence[int], path: str | Path, title: str = "") -> 
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
+    path = atomic_savefig(fig, path)
     plt.close(fig)
     return path
 
@@ -181,7 +182,6 @@ def write_report(id_or_dir: str | Path, out: str | Path, workdir: str | Path | N
         raise ValueError(f"no trial of {expdir} has a final result yet "
                          f"({', '.join(f'{t.trial_id}: {t.status}' for t in trials) or 'no trials'})")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     front = pareto_front(df)
     df.insert(1, "pareto", [i in front for i in df.index])
     notes = [f"Experiment {expdir.name} ({expdir}); {len(df)} trial(s) with a final result of {len(trials)}.",
@@ -194,12 +194,20 @@ def write_report(id_or_dir: str | Path, out: str | Path, workdir: str | Path | N
                      "its web UI): NNI 3.0's local training service hands parameters to whichever trial asks first "
                      "when several run at once. This table shows the parameters they ran with.")
     notes.append("pareto: on the Pareto front of (fewer parameters, higher PSNR).")
+    # staged, then moved into out together: a failure leaves out as it was (other files in it are kept)
+    staging = prepare_out(out, overwrite=True)
     paths = {"csv": out / "table.csv", "md": out / "table.md", "png": out / "pareto.png"}
-    df.to_csv(paths["csv"], index=False)
-    paths["md"].write_text(f"# CLEARER search trials (Table 5 style)\n\n{to_markdown(df, notes)}", encoding="utf-8")
-    plot_pareto(df, front, paths["png"], title=f"experiment {expdir.name}: PSNR vs parameters")
-    if any(t.score is not None and t.genotype_path is not None for t in trials):
-        paths["genotype"] = _draw_best(trials, out / "genotype.png", expdir.name)
+    try:
+        atomic_write_text(staging / "table.csv", df.to_csv(index=False))
+        atomic_write_text(staging / "table.md", f"# CLEARER search trials (Table 5 style)\n\n{to_markdown(df, notes)}")
+        plot_pareto(df, front, staging / "pareto.png", title=f"experiment {expdir.name}: PSNR vs parameters")
+        if any(t.score is not None and t.genotype_path is not None for t in trials):
+            _draw_best(trials, staging / "genotype.png", expdir.name)
+            paths["genotype"] = out / "genotype.png"
+        publish_into(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return paths
 
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import torch.nn as nn
 
 from ..archs.space import CANDIDATES, ClearerSpace, SpaceConfig, SpaceFileError, column_label
-from ..runtime import atomic_write_text, software_versions  # noqa: F401 - re-exported
+from ..runtime import atomic_write_text, expect_file, sniff, software_versions  # noqa: F401 - re-exported
 
 __all__ = ["FORMAT", "VERSION", "Genotype", "GenotypeError", "check_header", "software_versions", "atomic_write_text"]
 
@@ -137,9 +137,10 @@ class Genotype:
     @classmethod
     def load(cls, path: str | Path, space: SpaceConfig | None = None) -> "Genotype":
         """Read and validate a genotype file; with ``space``, also check it was made for that space."""
-        path = Path(path)
-        if not path.is_file():
-            raise GenotypeError(f"genotype file not found: {path}")
+        path = expect_file(path, "genotype", GenotypeError)
+        kind = sniff(path)
+        if kind is not None and kind != "a JSON file":
+            raise GenotypeError(f"{path}: not a genotype JSON file, it is {kind}")
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

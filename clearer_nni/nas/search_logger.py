@@ -20,6 +20,7 @@ import torch
 from ..archs.space import CANDIDATES
 from ..compat import arch_alpha
 from ..metrics import mean_psnr
+from ..runtime import atomic_savefig, disk_full_error
 from ..tensorboard import log_scalars
 
 __all__ = ["SearchLogger", "derived_alpha", "recalibrated_bn"]
@@ -155,11 +156,14 @@ class SearchLogger(pl.Callback):
         new = self._fields is None
         if new:
             self._fields = list(row)
-        with open(self.path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=self._fields)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        try:
+            with open(self.path, "a", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=self._fields)
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+        except OSError as exc:
+            raise disk_full_error(exc, Path(self.path).parent) or exc
 
     def plot(self, path: str | Path) -> None:
         """PNG of P(parallel) per column over the search, and the validation PSNR."""
@@ -187,5 +191,5 @@ class SearchLogger(pl.Callback):
         ax2.plot(steps, [r["val_psnr"] for r in self.rows], color="k")
         ax2.set(xlabel="search step", ylabel="PSNR (dB)", title="super-network, validation patches")
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        atomic_savefig(fig, path, dpi=110)
         plt.close(fig)

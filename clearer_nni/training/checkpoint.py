@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..nas.genotype import Genotype, GenotypeError, check_header
-from ..runtime import atomic_save
+from ..runtime import atomic_save, expect_file, sniff
 
 __all__ = ["FORMAT", "VERSION", "SUPERNET_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint",
            "read_torch_file", "data_seen", "save_supernet", "load_supernet", "init_from_supernet"]
@@ -47,14 +47,19 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> dict[str, Any
     what
         What the file should be, for messages (``checkpoint``, ``super-network``).
     """
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{what} file not found: {path}")
-    if not path.is_file():
-        raise CheckpointError(f"{what} path is not a file: {path}")
+    path = expect_file(path, what, CheckpointError)
+    kind = sniff(path)
+    if kind is not None and not kind.startswith("a torch file"):
+        hint = (": a genotype is trained into a model with `clearer-nni retrain --genotype FILE`"
+                if kind == "a JSON file" else "")
+        raise CheckpointError(f"{path}: not a {what} file, it is {kind}{hint}")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types on garbage (pickle, zip, EOF...)
+        if "Weights only load failed" in str(exc):
+            # torch's own advice (retry with weights_only=False) is exactly the unsafe thing: not repeated
+            raise CheckpointError(f"{path}: not a readable {what} file: it holds Python objects beyond tensors and "
+                                  "plain data, refused unexecuted (unpickling them could run code)") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable {what} file (torch.load failed: {first})") from None
     if not isinstance(doc, dict):

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from .. import outlock
 from ..config import RESUME_FREE
-from ..runtime import check_out, prepare_out, publish, staging_dir
+from ..runtime import check_out, disk_full_error, prepare_out, publish, staging_dir
 from .state import CheckpointStore, TrainingState, stop_and_keep
 
 __all__ = ["RunFolder"]
@@ -25,7 +26,8 @@ __all__ = ["RunFolder"]
 class RunFolder:
     """The output of one run of ``cfg`` (a :class:`~clearer_nni.config.RunOptions`).
 
-    Created before any work: it refuses a bad ``--out`` at once and, with ``cfg.resume``, loads the newest
+    Created before any work: it locks ``--out`` for this process, refuses a bad one at once and, with
+    ``cfg.resume``, loads the newest
     complete checkpoint (:attr:`state`), whose saved settings must be ``cfg``'s but for the free ones.
 
     Parameters
@@ -48,6 +50,10 @@ class RunFolder:
         self.checkpoints = self.staging / "checkpoints"
         self.fmt, self.what, self.command = fmt, what, command
         self.state: dict[str, Any] | None = None
+        if primary and self.out.parent.is_dir():
+            # a second process given the same output is refused now, naming this one (clearer_nni.outlock);
+            # DDP worker ranks re-run the command beside rank 0 and take no lock
+            outlock.acquire(self.out)
         if cfg.resume:
             self.state = self._load_state(cfg)
         elif primary:
@@ -88,8 +94,14 @@ class RunFolder:
         try:
             yield
         except BaseException as exc:
-            if self.primary:
-                stop_and_keep(saver, self.staging, exc, self.what, self.resume_hint)
+            if not self.primary:
+                raise
+            # whatever wrote (a checkpoint, a log, Lightning's TensorBoard files), a full disk is said so
+            full = disk_full_error(exc, self.staging)
+            stop_and_keep(saver, self.staging, exc, self.what, self.resume_hint)
+            outlock.release(self.out)
+            if full is not None:
+                raise full from None
             raise
 
     def publish(self) -> Path:

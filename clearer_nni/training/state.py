@@ -17,7 +17,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 
 import numpy as np
