@@ -10,7 +10,7 @@ Protocols (the one used is printed and written next to every number):
   whole image (CLEARER).
 - ``authors``: the paper's data and noise, CLEARER-P scored as the authors' test code scores it: each
   64x64 patch (``--patch``, 64 unless given) is restored and scored on its own, and PSNR and SSIM are
-  the means over the patches (0.05-0.76 dB above the stitched score of the same restored images).
+  the means over the patches (0.05-0.76 dB above the stitched score of the same restored images, SPEC section 8).
 
 In all, the prediction is clipped to [0, 1] and quantised to 8 bits (``round(255 x) / 255``) and then
 scored with scikit-image's ``peak_signal_noise_ratio`` and ``structural_similarity`` (``data_range=1``);
