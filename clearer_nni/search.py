@@ -74,10 +74,20 @@ class SearchConfig:
     save_supernet: bool = True
     checkpoint_every: int = 100
     resume: bool = False
+    # A search that decides at short budgets (clearer_nni/nas/schedules.py); the defaults are the paper's recipe.
+    arch_lr_schedule: str = "fixed"
+    anneal_fraction: float = 0.0
+    temperature_min: float = 0.01
+    lambda_arch_schedule: str = "constant"
+    select: str = "argmax"
+    finetune_steps: int = 0
+    finetune_lr: float = 1e-3
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
         from .models.fastpath import PRECISIONS
+        from .nas.schedules import ARCH_LR_SCHEDULES, LAMBDA_ARCH_SCHEDULES
+        from .nas.selection import SELECTIONS
 
         checks = [
             (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
@@ -98,6 +108,18 @@ class SearchConfig:
             (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
             (self.device in ("auto", "cpu", "cuda", "gpu"), f"device must be auto, cpu or cuda, got {self.device!r}"),
             (str(self.precision) in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (self.arch_lr_schedule in ARCH_LR_SCHEDULES,
+             f"arch_lr_schedule must be one of {', '.join(ARCH_LR_SCHEDULES)}, got {self.arch_lr_schedule!r}"),
+            (math.isfinite(self.anneal_fraction) and 0 <= self.anneal_fraction <= 1,
+             f"anneal_fraction must be in [0, 1], got {self.anneal_fraction}"),
+            (math.isfinite(self.temperature_min) and 0 < self.temperature_min <= 1,
+             f"temperature_min must be in (0, 1], got {self.temperature_min}"),
+            (self.lambda_arch_schedule in LAMBDA_ARCH_SCHEDULES,
+             f"lambda_arch_schedule must be one of {', '.join(LAMBDA_ARCH_SCHEDULES)}, got {self.lambda_arch_schedule!r}"),
+            (self.select in SELECTIONS, f"select must be one of {', '.join(SELECTIONS)}, got {self.select!r}"),
+            (self.finetune_steps >= 0, f"finetune_steps must be >= 0 (0: no fine-tune estimate), got {self.finetune_steps}"),
+            (math.isfinite(self.finetune_lr) and self.finetune_lr > 0,
+             f"finetune_lr must be a finite number > 0, got {self.finetune_lr}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -115,6 +137,8 @@ class SearchResult:
     derived_psnr: float
     seconds: float
     log: list[dict[str, float]] = field(default_factory=list)
+    #: the derived network after the fine-tune estimate (``finetune_steps`` > 0), else None
+    finetuned_psnr: float | None = None
 
 
 def resolve_space_path(space: str) -> Path:
@@ -235,9 +259,12 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     from .data.patches import PatchDataset, fixed_batches, worker_init_fn
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
+    from .nas.estimate import derived_network, finetune_estimate, input_psnr
     from .nas.genotype import Genotype
+    from .nas.selection import select_architecture
     from .runtime import software_versions
     from .nas.regularizers import candidate_costs, normalise_costs
+    from .nas.schedules import effective_arch_lr
     from .nas.search_logger import SearchLogger
     from .nas.strategy import ClearerDARTS
 
@@ -284,10 +311,12 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
                          worker_init_fn=worker_init_fn, persistent_workers=cfg.workers > 0,
                          pin_memory=accelerator == "gpu")
         costs = normalise_costs(candidate_costs(space_cfg, cfg.cost_metric, cfg.patch_size))
+        arch_lr = effective_arch_lr(cfg.arch_lr, cfg.arch_lr_schedule, cfg.steps - cfg.warmup_steps)
         strategy = ClearerDARTS(costs=costs, lambda_arch=cfg.lambda_arch, lambda_comp=cfg.lambda_comp,
                                 warmup_steps=cfg.warmup_steps, max_steps=cfg.steps, log_base=cfg.log_base,
-                                arch_eval_mode=cfg.arch_eval_mode, arc_learning_rate=cfg.arch_lr,
-                                gradient_clip_val=cfg.grad_clip)
+                                arch_eval_mode=cfg.arch_eval_mode, arc_learning_rate=arch_lr,
+                                gradient_clip_val=cfg.grad_clip, anneal_fraction=cfg.anneal_fraction,
+                                temperature_min=cfg.temperature_min, lambda_arch_schedule=cfg.lambda_arch_schedule)
         logger = SearchLogger(staging / "search_log.csv", monitor, every=cfg.log_every, calibration=calibration,
                               total_steps=cfg.steps, on_log=on_log, rows=state["log"] if state else None)
         oneshot = fit_supernet(ClearerSpace(space_cfg, mixing=cfg.mixing), strategy,
@@ -298,13 +327,26 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
         if oneshot.search_step < cfg.steps:
             raise RuntimeError(f"search stopped early at step {oneshot.search_step} of {cfg.steps}")
 
-        choices = oneshot.export()
-        probs = {label: {k: float(v) for k, v in p.items()} for label, p in oneshot.export_probs().items()}
+        choices, decision = select_architecture(oneshot, logger, cfg.select)
+        probs = oneshot.logit_probs()  # temperature 1: how far the logits decided, whatever τ ended at
         supernet_psnr = logger.evaluate(oneshot)
-        derived_psnr = logger.evaluate(oneshot, derived=True)
-        seconds = time.time() - start
+        derived_psnr = logger.evaluate(oneshot, pins=choices)
         genotype = Genotype(space_cfg, dict(choices), probs, {})
+        finetune = None
+        if cfg.finetune_steps:
+            finetune = finetune_estimate(derived_network(genotype, oneshot.training_module.model.state_dict()),
+                                         fixed_batches(PatchDataset(train_set, cfg.patch_size, degradation,
+                                                                    length=cfg.finetune_steps * cfg.batch_size,
+                                                                    seed=cfg.seed + 4), cfg.batch_size),
+                                         monitor, lr=cfg.finetune_lr, device=oneshot.device)
+        seconds = time.time() - start
         genotype.metadata = {
+            **decision, "decidedness": genotype.decidedness().to_dict(), "val_psnr_input": input_psnr(monitor),
+            "val_psnr_finetuned": finetune.psnr if finetune else None,
+            "finetune": finetune.to_dict() if finetune else None,
+            "arch_lr_schedule": cfg.arch_lr_schedule, "arch_lr_effective": arch_lr,
+            "anneal_fraction": cfg.anneal_fraction, "temperature_min": cfg.temperature_min,
+            "temperature_final": oneshot.temperature, "lambda_arch_schedule": cfg.lambda_arch_schedule,
             "lambda_arch": cfg.lambda_arch, "lambda_comp": cfg.lambda_comp, "arch_lr": cfg.arch_lr, "lr": cfg.lr,
             "cost_metric": cfg.cost_metric,
             "log_base": cfg.log_base, "mixing": cfg.mixing, "arch_eval_mode": cfg.arch_eval_mode,
@@ -326,7 +368,8 @@ def run_search(cfg: SearchConfig, explicit: Sequence[str] = (),
     except BaseException as exc:
         stop_and_keep(saver, staging, exc, "search", f"python -m clearer_nni.search --out {out} --resume")
         raise
-    return SearchResult(out, out / "genotype.json", genotype, supernet_psnr, derived_psnr, seconds, logger.rows)
+    return SearchResult(out, out / "genotype.json", genotype, supernet_psnr, derived_psnr, seconds, logger.rows,
+                        finetune.psnr if finetune else None)
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -358,6 +401,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help=f"weights' SGD learning rate [{d.lr}]")
     p.add_argument("--lr-min", type=float, help=f"end of the cosine schedule [{d.lr_min}]")
     p.add_argument("--arch-lr", type=float, help=f"α's Adam learning rate [{d.arch_lr}]")
+    p.add_argument("--arch-lr-schedule", choices=["fixed", "scaled"],
+                   help=f"scaled: --arch-lr x 9000 / α steps, the paper's logit travel in any budget [{d.arch_lr_schedule}]")
+    p.add_argument("--anneal-fraction", type=float,
+                   help=f"anneal the softmax temperature over this last fraction of the search, 0 = never [{d.anneal_fraction}]")
+    p.add_argument("--temperature-min", type=float, help=f"temperature reached at the last step [{d.temperature_min}]")
+    p.add_argument("--lambda-arch-schedule", choices=["constant", "linear"],
+                   help=f"λ1 constant (paper) or linear from 0 over the α steps [{d.lambda_arch_schedule}]")
+    p.add_argument("--select", choices=["argmax", "perturbation"],
+                   help=f"derive by argmax of α (paper) or perturbation (Wang et al. 2021) [{d.select}]")
+    p.add_argument("--finetune-steps", type=int,
+                   help=f"fine-tune the derived network this many steps to estimate its quality, 0 = no [{d.finetune_steps}]")
+    p.add_argument("--finetune-lr", type=float, help=f"Adam learning rate of that fine-tune [{d.finetune_lr}]")
     p.add_argument("--grad-clip", type=float, help=f"weights' gradient-norm clip [{d.grad_clip}]")
     p.add_argument("--seed", type=int, help=f"[{d.seed}]")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"[{d.device}]")
@@ -400,6 +455,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{g.metadata['params_derived'] / 1e6:.3f} M parameters):\n{g.summary()}")
         print(f"validation PSNR: super-network {result.supernet_psnr:.2f} dB, derived (inherited weights, BatchNorm re-estimated) "
               f"{result.derived_psnr:.2f} dB; {result.seconds:.0f} s")
+        if result.finetuned_psnr is not None:
+            print(f"derived network after the {g.metadata['finetune']['steps']}-step fine-tune estimate: {result.finetuned_psnr:.2f} dB "
+                  f"(noisy input {g.metadata['val_psnr_input']:.2f} dB)")
+        decided = g.decidedness()
+        print(decided.line())
+        if decided.warning():
+            print(f"warning: {decided.warning()}", file=sys.stderr)
         print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}")
         return 0
 
