@@ -290,6 +290,11 @@ def run_seed(budget: Budget, seed: int, out: Path, data_root: str | None, pairs:
     estimate = estimator(budget, seed, folder, data, argmax)
     for name in todo:
         g = genotypes[name]
+        twin = next((r for r in read_rows(out) if int(r["seed"]) == seed and r["network"] in SEARCHED
+                     and r["genotype"] == g.code()), None) if name in SEARCHED else None
+        if twin is not None:  # both selections chose the same genotype: the same network, trained once
+            append_row(out / f"seed{seed}.csv", {**twin, "network": name}, FIELDS)
+            continue
         row = {"seed": seed, "network": name, "genotype": g.code(), "alpha_logprob": alpha_logprob(argmax, g),
                "estimate_psnr": estimate(g)}
         torch.manual_seed(seed)  # the same initialisation stream for every network

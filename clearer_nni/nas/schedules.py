@@ -12,8 +12,9 @@ one's neutral setting (``fixed``, no annealing, ``constant``) is the paper's rec
   (nearly) the one-hot network that will be exported (SNAS, Xie et al. ICLR 2019; GDAS, Dong & Yang
   CVPR 2019; ASAP, Noy et al. AISTATS 2020 anneal a temperature the same way).
 - λ1 schedule ``linear``: λ1 grows from 0 to its value over the α steps, so L_Arch (whose gradient
-  is zero at p = 0.5) pushes hardest once the columns have left 0.5 (as in DA²S, Tian et al. 2020,
-  which ramps its entropy constraint up over the search).
+  is zero at p = 0.5) pushes hardest once the columns have left 0.5 (DA²S, Tian et al., Pattern
+  Recognition 2021, likewise controls the weight of its entropy loss over the search with
+  continuation functions).
 """
 
 from __future__ import annotations
