@@ -1,28 +1,36 @@
-"""Benchmark 2, quality at equal budget: does the search find better networks than chance and than a plain CNN?
+"""Benchmark 2, quality at equal budget: does the search beat random architectures of its own space?
 
-Per seed: search the space (BSD400 minus every 5th image for the weights, that held-out fifth for α:
-disjoint), then train from scratch, with the same steps, batch, patches, optimiser and seed,
+Per seed: one search of the space (BSD400 minus every 5th image for the weights, that held-out fifth
+for α: disjoint; the space file's ``search:`` settings, i.e. the CPU defaults of ``demo.yaml``), which
+yields two genotypes, ``searched-argmax`` (the paper's derivation) and ``searched-perturbation``
+(Wang et al. 2021, :mod:`clearer_nni.nas.selection`). Then every network below is trained from
+scratch with the same budget, batch, patches, optimiser and seed, keeping the state with the best
+PSNR on the held-out fifth, and scored on the test sets (standard protocol: float noise, seed 0 per
+image, whole images, 8-bit output), σ = 50:
 
-- ``searched``: the searched genotype (``searched-alr<X>`` with ``--arch-lr X``, a variant that
-  moves α faster than the paper's 3e-4 so that a short search can separate the candidates);
-- ``random-1..3``: three random genotypes of the same space (drawn once, the same in every seed);
-- ``all-parallel`` and ``all-fusion``;
-- ``dncnn-style``: a DnCNN-style plain CNN (17 layers, residual) with about the searched network's
-  parameter count (:func:`clearer_nni.archs.plain_cnn_for_params`), trained with the same lr as the
-  others and, as ``dncnn-style-lr1e-3``, with DnCNN's own 1e-3 (the comparison takes the better one);
+- ``searched-argmax``, ``searched-perturbation``;
+- ``random-1..K``: K random genotypes (drawn once from fixed seeds, the same in every seed);
+- ``all-parallel`` and ``all-fusion``.
 
-every one through :func:`clearer_nni.retrain.fit_network` (the retraining's Lightning loop), keeping
-the state with the best PSNR on the held-out fifth; then score each on Set12 and BSD68, standard
-protocol (float noise, seed 0 per image, whole images, 8-bit output), σ = 50. ``--bm3d`` adds BM3D
-(the ``bm3d`` package: non-commercial licence, so an optional extra, ``pip install bm3d``).
+Besides its retrained PSNR, every genotype gets the search's own scores of it in that seed: its
+log-probability under the searched α (temperature 1) and the trial metric (the derived network after
+the fine-tune estimate from the super-network's weights, :mod:`clearer_nni.nas.estimate`). The
+summary reports, per seed, the searched genotypes' percentile among the random ones, and Kendall's
+tau between each score and the retrained PSNR; and the spread of one genotype over seeds against the
+spread between genotypes.
 
-Rows are written as they finish to ``<out>/seed<N>.csv``; an interrupted run, started again with the
-same ``--out``, skips what is done, and seeds can run in separate processes (``--seeds 0`` and
-``--seeds 1`` beside each other) before one ``--summary-only`` run writes the table.
+``--pilot`` first picks the retraining budget: at each of ``--pilot-steps``, ``random-1`` is trained
+with seeds 0, 1, 2 and ``random-2..4`` with seed 0 (validation PSNR only); the budget to use is the
+smallest whose seed-to-seed spread is below the between-genotype spread.
 
-    python benchmarks/quality.py                      # CPU budget, seeds 0 and 1 (about 25 min a seed on one core)
-    python benchmarks/quality.py --quick --no-append  # tiny space, a smoke run (about 2 min)
-    python benchmarks/quality.py --paper              # the paper's budget: a GPU job
+Rows are written as they finish (``<out>/seed<N>.csv``, ``<out>/pilot.csv``); an interrupted run,
+started again with the same ``--out``, skips what is done; seeds (or ``--networks`` subsets) can run
+in separate processes before one ``--summary-only`` run writes the tables and the plot.
+
+    python benchmarks/quality.py --pilot --pilot-steps 150,400   # the budget (about 12 min on one core)
+    python benchmarks/quality.py --seeds 0 --steps 400            # one seed (about 35 min on one core)
+    python benchmarks/quality.py --summary-only                   # tables, plot, docs/RESULTS.md
+    python benchmarks/quality.py --quick --no-append              # tiny space, a smoke run
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import csv
 import dataclasses
 import fcntl
 import logging
+import math
 import random
 import statistics
 import time
@@ -47,46 +56,39 @@ from _results import append_section, table
 #: Held-out fraction of BSD400 for α and model selection: every HOLDOUT-th image (by name).
 HOLDOUT = 5
 SPLIT_NAME = "bsd400-holdout"
-NETWORKS = ["searched", "random-1", "random-2", "random-3", "all-parallel", "all-fusion", "dncnn-style",
-            "dncnn-style-lr1e-3"]
-#: DnCNN's own learning rate (Zhang et al. 2017: Adam 1e-3): the retraining's 0.01 can break a plain 17-layer CNN.
-DNCNN_LR = 1e-3
-TEST_SETS = ("set12", "bsd68")
-FIELDS = ["seed", "network", "params", "train_seconds", "best_val_psnr", "best_step", "genotype",
-          "set12_psnr", "set12_ssim", "bsd68_psnr", "bsd68_ssim"]
-TARGETS = {"random": 0.2, "dncnn-style": 0.3}
+SEARCHED = ("searched-argmax", "searched-perturbation")
+FIXED = ("all-parallel", "all-fusion")
+FIELDS = ["seed", "network", "params", "train_seconds", "best_val_psnr", "best_step", "genotype", "alpha_logprob",
+          "estimate_psnr", "set12_psnr", "set12_ssim", "bsd68_psnr", "bsd68_ssim"]
+PILOT_FIELDS = ["steps", "seed", "network", "genotype", "best_val_psnr", "train_seconds"]
+#: The issue's targets: searched above this percentile of random in every seed; tau at least this.
+TARGET_PERCENTILE, TARGET_TAU = 75.0, 0.3
 
 
 @dataclasses.dataclass
 class Budget:
-    """What every network gets (the search has its own steps)."""
+    """What every network gets; the search takes the space file's ``search:`` settings but its steps."""
 
     space: str = "demo"
-    search_steps: int = 600
-    warmup_steps: int = 100
+    search_steps: int = 300
     search_batch: int = 8
-    steps: int = 500
+    steps: int = 400
     batch_size: int = 16
     patch_size: int = 48
     lr: float = 0.01
     val_every: int = 50
     val_patches: int = 64
     sigma: float = 50.0
-    arch_lr: float | None = None  # None: the search's default (the paper's 3e-4)
-
-    @property
-    def searched(self) -> str:
-        """The name of the searched network's rows."""
-        return "searched" if self.arch_lr is None else f"searched-alr{self.arch_lr:g}"
+    randoms: int = 8
 
 
 BUDGETS = {
     "cpu": Budget(),
-    "quick": Budget(space="tiny", search_steps=40, warmup_steps=10, search_batch=4, steps=30, batch_size=4,
-                    patch_size=32, val_every=10, val_patches=8),
+    "quick": Budget(space="tiny", search_steps=40, search_batch=4, steps=30, batch_size=4, patch_size=32,
+                    val_every=10, val_patches=8, randoms=3),
     # SPEC sections 3 and 4: 10k search steps, 100k retraining steps, batch 32 of 64x64
-    "paper": Budget(space="denoise", search_steps=10_000, warmup_steps=1_000, search_batch=32, steps=100_000,
-                    batch_size=32, patch_size=64, val_every=1000, val_patches=64),
+    "paper": Budget(space="denoise", search_steps=10_000, search_batch=32, steps=100_000, batch_size=32,
+                    patch_size=64, val_every=1000, val_patches=64),
 }
 
 
@@ -109,43 +111,88 @@ def register_holdout_split() -> None:
 
 # -- networks -------------------------------------------------------------------------------------
 
-def fixed_genotypes(space: Any) -> dict[str, Any]:
-    """The non-searched CLEARER genotypes: three random draws (fixed seeds), all-parallel, all-fusion."""
+def fixed_genotypes(space: Any, randoms: int) -> dict[str, Any]:
+    """The non-searched genotypes: ``randoms`` random draws (fixed seeds, distinct), all-parallel, all-fusion."""
     from clearer_nni.archs.space import CANDIDATES
     from clearer_nni.nas.genotype import Genotype
 
-    out = {}
-    for k in (1, 2, 3):
-        rng = random.Random(1000 + k)
-        out[f"random-{k}"] = Genotype(space, {label: rng.choice(list(CANDIDATES)) for label in space.labels})
+    out: dict[str, Any] = {}
+    seen = {"P" * len(space.labels), "F" * len(space.labels)}
+    k, draw = 0, 0
+    while k < randoms:
+        draw += 1
+        rng = random.Random(1000 + draw)
+        g = Genotype(space, {label: rng.choice(list(CANDIDATES)) for label in space.labels})
+        if g.code().replace("|", "") in seen:
+            continue
+        seen.add(g.code().replace("|", ""))
+        k += 1
+        out[f"random-{k}"] = g
     for name in ("parallel", "fusion"):
         out[f"all-{name}"] = Genotype(space, {label: name for label in space.labels})
     return out
 
 
+def alpha_logprob(searched: Any, genotype: Any) -> float:
+    """log P(genotype) under the searched α (temperature 1): the search's own preference."""
+    return round(sum(math.log(max(searched.alpha[label][choice], 1e-12))
+                     for label, choice in genotype.choices.items()), 5)
+
+
 # -- the stages -----------------------------------------------------------------------------------
 
-def search(budget: Budget, seed: int, out: Path, data_root: str | None) -> Any:
-    """Run the search of ``seed`` into ``out/search-seed<N>`` (reused when already there); its genotype."""
-    from clearer_nni.nas.genotype import Genotype
+def search(budget: Budget, seed: int, out: Path, data_root: str | None) -> tuple[Any, Any, Path]:
+    """Run the search of ``seed`` into ``out/search-seed<N>`` (reused when already there):
+    the argmax and perturbation genotypes and the folder (with ``supernet.pt``)."""
     from clearer_nni.config import resolve_search
+    from clearer_nni.nas.genotype import Genotype
     from clearer_nni.search import run_search
 
-    folder = out / (f"search-seed{seed}" if budget.arch_lr is None else f"search-alr{budget.arch_lr:g}-seed{seed}")
-    if (folder / "genotype.json").is_file():
-        return Genotype.load(folder / "genotype.json")
-    settings = dict(space=budget.space, data=SPLIT_NAME, data_root=data_root, sigma=budget.sigma,
-                    steps=budget.search_steps, warmup_steps=budget.warmup_steps, batch_size=budget.search_batch,
-                    patch_size=budget.patch_size, seed=seed, val_patches=budget.val_patches, out=str(folder),
-                    overwrite=True, progress=False, save_supernet=False, checkpoint_every=0)
-    if budget.arch_lr is not None:
-        settings["arch_lr"] = budget.arch_lr
-    # the space's recipe, then these settings (clearer_nni.config decides the precedence)
-    return run_search(resolve_search(settings)).genotype
+    folder = out / f"search-seed{seed}"
+    if not (folder / "genotype.json").is_file():
+        # the space's recipe, then these settings (clearer_nni.config decides the precedence)
+        run_search(resolve_search(dict(space=budget.space, data=SPLIT_NAME, data_root=data_root, sigma=budget.sigma,
+                                       steps=budget.search_steps, batch_size=budget.search_batch,
+                                       patch_size=budget.patch_size, seed=seed, val_patches=budget.val_patches,
+                                       out=str(folder), overwrite=True, progress=False, checkpoint_every=0,
+                                       select="perturbation", finetune_steps=0)))
+    perturbation = Genotype.load(folder / "genotype.json")
+    argmax = Genotype(perturbation.space, perturbation.metadata["argmax_choices"], perturbation.alpha,
+                      perturbation.metadata)
+    return argmax, perturbation, folder
 
 
-def train(network: torch.nn.Module, budget: Budget, seed: int, data: tuple[Any, Any],
-          lr: float | None = None) -> dict[str, Any]:
+def estimator(budget: Budget, seed: int, folder: Path, data: tuple[Any, Any], searched: Any
+              ) -> Callable[[Any], float]:
+    """The trial metric of any genotype in this seed's super-network: the fine-tune estimate with the
+    search's settings (its ``finetune_steps`` from the space file, else 100)."""
+    from clearer_nni.archs.space import load_space_file
+    from clearer_nni.data import GaussianNoise
+    from clearer_nni.data.patches import PatchDataset, fixed_batches
+    from clearer_nni.nas.estimate import derived_network, finetune_estimate
+    from clearer_nni.config import resolve_search
+
+    recipe = resolve_search({"space": budget.space})  # the search's settings: the space's recipe
+    steps = int(recipe.finetune_steps or 100)
+    lr = float(recipe.finetune_lr)
+    noise = GaussianNoise(budget.sigma)
+    train_set, val_set = data
+    # the same patches as the search's own monitor and fine-tune (seeds + 2 and + 4, clearer_nni.search)
+    monitor = fixed_batches(PatchDataset(val_set, budget.patch_size, noise, length=budget.val_patches,
+                                         seed=seed + 2, augment=False), budget.search_batch)
+    batches = fixed_batches(PatchDataset(train_set, budget.patch_size, noise, length=steps * budget.search_batch,
+                                         seed=seed + 4), budget.search_batch)
+    state = torch.load(folder / "supernet.pt", weights_only=True)["state_dict"]
+
+    def estimate(genotype: Any) -> float:
+        torch.manual_seed(seed)
+        return finetune_estimate(derived_network(genotype, state), batches, monitor, lr=lr).psnr
+
+    return estimate
+
+
+def train(network: torch.nn.Module, budget: Budget, seed: int, data: tuple[Any, Any], steps: int | None = None
+          ) -> dict[str, Any]:
     """Train ``network`` from scratch with the budget on ``data`` (the held-out split's train and val
     sets); load its best validation state; the facts."""
     from clearer_nni.data import GaussianNoise, make_loader
@@ -156,8 +203,8 @@ def train(network: torch.nn.Module, budget: Budget, seed: int, data: tuple[Any, 
     from clearer_nni.training.validation import Validator, validation_batches
     from clearer_nni.runtime import lightning_accelerator
 
-    cfg = RetrainConfig(genotype="-", steps=budget.steps, batch_size=budget.batch_size,
-                        patch_size=budget.patch_size, lr=lr or budget.lr, seed=seed, val_every=budget.val_every,
+    cfg = RetrainConfig(genotype="-", steps=steps or budget.steps, batch_size=budget.batch_size,
+                        patch_size=budget.patch_size, lr=budget.lr, seed=seed, val_every=budget.val_every,
                         val_patches=budget.val_patches, progress=False)
     noise = GaussianNoise(budget.sigma)
     train_set, val_set = data
@@ -208,178 +255,215 @@ def bm3d_restore(sigma: float) -> Callable[[Any], Any]:
 
 # -- rows -----------------------------------------------------------------------------------------
 
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 def read_rows(out: Path) -> list[dict[str, Any]]:
-    rows = []
-    for path in sorted(out.glob("seed*.csv")):
-        with path.open(newline="", encoding="utf-8") as f:
-            rows += list(csv.DictReader(f))
-    return rows
+    return [r for path in sorted(out.glob("seed*.csv")) for r in read_csv(path)]
 
 
-def append_row(out: Path, row: dict[str, Any]) -> None:
-    path = out / f"seed{row['seed']}.csv"
+def append_row(path: Path, row: dict[str, Any], fields: Sequence[str]) -> None:
     with path.open("a", newline="", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # processes sharing a seed (different --networks) append safely
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        fcntl.flock(f, fcntl.LOCK_EX)  # processes sharing a file (different --networks) append safely
+        writer = csv.DictWriter(f, fieldnames=list(fields))
         if f.tell() == 0:
             writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in FIELDS})
-    print(f"seed {row['seed']} {row['network']}: " + ", ".join(f"{k} {row[k]}" for k in FIELDS[2:] if k in row),
-          flush=True)
+        writer.writerow({k: row.get(k, "") for k in fields})
+    print(", ".join(f"{k} {row[k]}" for k in fields if k in row), flush=True)
 
 
 def run_seed(budget: Budget, seed: int, out: Path, data_root: str | None, pairs: dict[str, list],
-             networks: Sequence[str]) -> None:
-    from clearer_nni.archs import count_parameters, plain_cnn_for_params
-    from clearer_nni.archs.space import load_space_file
+             networks: Sequence[str] | None) -> None:
+    from clearer_nni.archs import count_parameters
+    from clearer_nni.data import load_dataset
 
+    argmax, perturbation, folder = search(budget, seed, out, data_root)
+    genotypes = {"searched-argmax": argmax, "searched-perturbation": perturbation,
+                 **fixed_genotypes(argmax.space, budget.randoms)}
     done = {r["network"] for r in read_rows(out) if int(r["seed"]) == seed}
-    todo = [budget.searched if n == "searched" else n for n in networks]
-    todo = [n for n in todo if n not in done]
+    todo = [n for n in (networks or genotypes) if n not in done]
     if not todo:
         return
+    data = (load_dataset(SPLIT_NAME, "train", root=data_root), load_dataset(SPLIT_NAME, "val", root=data_root))
+    estimate = estimator(budget, seed, folder, data, argmax)
+    for name in todo:
+        g = genotypes[name]
+        twin = next((r for r in read_rows(out) if int(r["seed"]) == seed and r["network"] in SEARCHED
+                     and r["genotype"] == g.code()), None) if name in SEARCHED else None
+        if twin is not None:  # both selections chose the same genotype: the same network, trained once
+            append_row(out / f"seed{seed}.csv", {**twin, "network": name}, FIELDS)
+            continue
+        row = {"seed": seed, "network": name, "genotype": g.code(), "alpha_logprob": alpha_logprob(argmax, g),
+               "estimate_psnr": estimate(g)}
+        torch.manual_seed(seed)  # the same initialisation stream for every network
+        network = g.build()
+        row["params"] = count_parameters(network)
+        row.update(train(network, budget, seed, data))
+        row.update(score(network.eval(), pairs))
+        append_row(out / f"seed{seed}.csv", row, FIELDS)
+
+
+def run_pilot(budget: Budget, out: Path, data_root: str | None, steps_list: Sequence[int]) -> None:
+    from clearer_nni.archs.space import load_space_file
     from clearer_nni.data import load_dataset
 
     space = load_space_file(budget.space)
-    searched = search(budget, seed, out, data_root)
+    genotypes = fixed_genotypes(space, 4)
     data = (load_dataset(SPLIT_NAME, "train", root=data_root), load_dataset(SPLIT_NAME, "val", root=data_root))
-    genotypes = {budget.searched: searched, **fixed_genotypes(space)}
-    target_params = count_parameters(searched.build())
-    for name in todo:
-        torch.manual_seed(seed)  # the same initialisation stream for every network
-        lr = None
-        if name.startswith("dncnn-style"):
-            network = plain_cnn_for_params(target_params, 17, space.in_channels, space.out_channels)
-            code, lr = f"depth 17, width {network.width}", DNCNN_LR if name.endswith("lr1e-3") else None
-        else:
-            network, code = genotypes[name].build(), genotypes[name].code()
-        row = {"seed": seed, "network": name, "params": count_parameters(network), "genotype": code}
-        row.update(train(network, budget, seed, data, lr))
-        row.update(score(network.eval(), pairs))
-        append_row(out, row)
+    path = out / "pilot.csv"
+    plan = [(s, 0, "random-1")] + [(s, seed, "random-1") for seed in (1, 2)] + [(s, 0, f"random-{k}") for k in (2, 3, 4)]
+    for steps in steps_list:
+        for _, seed, name in plan:
+            if any(int(r["steps"]) == steps and int(r["seed"]) == seed and r["network"] == name for r in read_csv(path)):
+                continue
+            torch.manual_seed(seed)
+            network = genotypes[name].build()
+            facts = train(network, budget, seed, data, steps)
+            append_row(path, {"steps": steps, "seed": seed, "network": name, "genotype": genotypes[name].code(),
+                              "best_val_psnr": facts["best_val_psnr"], "train_seconds": facts["train_seconds"]},
+                       PILOT_FIELDS)
 
 
 # -- the summary ----------------------------------------------------------------------------------
 
+def _sd(values: Sequence[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def _mean_sd(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.2f} ± {sd:.2f}"
+    return f"{statistics.fmean(values):.2f} ± {_sd(values):.2f}" if values else "-"
 
 
-def summarise(rows: list[dict[str, Any]], budget: Budget, bm3d_row: dict[str, Any] | None,
-              out: Path) -> tuple[str, dict]:
-    """The Markdown body: one row per network (mean ± sd over seeds), the targets, per-seed facts."""
+def pilot_summary(out: Path) -> str:
+    rows = read_csv(out / "pilot.csv")
+    if not rows:
+        return ""
+    lines, chosen = [], None
+    for steps in sorted({int(r["steps"]) for r in rows}):
+        got = [r for r in rows if int(r["steps"]) == steps]
+        seeds = [float(r["best_val_psnr"]) for r in got if r["network"] == "random-1"]
+        between = [float(r["best_val_psnr"]) for r in got if int(r["seed"]) == 0]
+        ok = len(seeds) > 1 and len(between) > 1 and _sd(seeds) < _sd(between)
+        chosen = chosen or (steps if ok else None)
+        lines.append([steps, f"{_sd(seeds):.3f} ({len(seeds)} seeds)", f"{_sd(between):.3f} ({len(between)} genotypes)",
+                      f"{statistics.fmean(float(r['train_seconds']) for r in got):.0f}", "yes" if ok else "no"])
+    return ("Pilot (validation PSNR on 64 held-out patches; `random-1` over seeds 0-2 against `random-1..4` at "
+            "seed 0; sd in dB):\n\n" + table(["retraining steps", "sd over seeds", "sd between genotypes",
+                                              "train s", "seeds < genotypes"], lines) +
+            f"\n\nSmallest budget whose seed spread is below the genotype spread: {chosen if chosen else 'none'}.")
+
+
+def percentile(value: float, others: Sequence[float]) -> float:
+    """Percent of ``others`` below ``value`` (ties count half)."""
+    return 100.0 * sum((o < value) + 0.5 * (o == value) for o in others) / len(others)
+
+
+def summarise(rows: list[dict[str, Any]], test: str) -> str:
+    """The Markdown body: networks (mean ± sd over seeds), percentiles and Kendall tau per seed, spreads."""
+    from scipy.stats import kendalltau
+
     seeds = sorted({int(r["seed"]) for r in rows})
     by = {(int(r["seed"]), r["network"]): r for r in rows}
-    names = network_names(rows)
+    names = [n for n in (*SEARCHED, *FIXED) if any(n == r["network"] for r in rows)]
+    names += sorted({r["network"] for r in rows if r["network"].startswith("random-")}, key=lambda n: int(n[7:]))
     lines = []
     for name in names:
         got = [by[(s, name)] for s in seeds if (s, name) in by]
-        col = lambda key: [float(r[key]) for r in got]  # noqa: E731
-        lines.append([name, f"{statistics.fmean(col('params')) / 1e6:.3f}", _mean_sd(col("set12_psnr")),
-                      _mean_sd(col("bsd68_psnr")), f"{statistics.fmean(col('bsd68_ssim')):.4f}",
-                      f"{statistics.fmean(col('train_seconds')):.0f}", len(got)])
-    if bm3d_row:
-        lines.append(["BM3D (no training)", "-", f"{bm3d_row['set12_psnr']:.2f}", f"{bm3d_row['bsd68_psnr']:.2f}",
-                      f"{bm3d_row['bsd68_ssim']:.4f}", "-", "-"])
-    body = table(["network", "params (M)", "Set12 PSNR (dB)", "BSD68 PSNR (dB)", "BSD68 SSIM", "train s",
-                  "seeds"], lines)
+        col = lambda key: [float(r[key]) for r in got if r.get(key) not in (None, "")]  # noqa: E731
+        codes = sorted({r["genotype"] for r in got})
+        lines.append([name, " ".join(codes) if len(codes) <= 3 else f"{len(codes)} genotypes",
+                      f"{statistics.fmean(col('params')) / 1e6:.3f}", _mean_sd(col(f"{test}_psnr")),
+                      _mean_sd(col("best_val_psnr")), _mean_sd(col("estimate_psnr")), len(got)])
+    body = table(["network", "genotype", "params (M)", f"{test} PSNR (dB)", "val PSNR (dB)",
+                  "trial metric (dB)", "seeds"], lines)
 
-    # targets, per seed, on BSD68 (and Set12 beside it): searched - best random, searched - DnCNN-style
-    gaps: dict[tuple[str, str, str], list[float]] = {}
-    for mine_name in (n for n in names if n.startswith("searched")):
-        for test in TEST_SETS:
-            for s in seeds:
-                if (s, mine_name) not in by:
-                    continue
-                mine = float(by[(s, mine_name)][f"{test}_psnr"])
-                randoms = [float(by[(s, f"random-{k}")][f"{test}_psnr"]) for k in (1, 2, 3)
-                           if (s, f"random-{k}") in by]
-                if len(randoms) == 3:
-                    gaps.setdefault((mine_name, "random", test), []).append(mine - max(randoms))
-                plain = [float(by[(s, n)][f"{test}_psnr"]) for n in ("dncnn-style", "dncnn-style-lr1e-3")
-                         if (s, n) in by]
-                if plain:
-                    gaps.setdefault((mine_name, "dncnn-style", test), []).append(mine - max(plain))
-    target_lines = []
-    for (mine_name, key, test), values in gaps.items():
-        mean = statistics.fmean(values)
-        label = f"{mine_name} - " + ("best of 3 random" if key == "random" else "best DnCNN-style")
-        target_lines.append([label, test, _mean_sd(values), " ".join(f"{v:+.2f}" for v in values),
-                             f">= +{TARGETS[key]}: {'met' if mean >= TARGETS[key] else 'NOT met'}"])
-    body += "\n\nTargets (per seed: the searched network against the best of the 3 random ones on that test set, " \
-            "and against the better of the two DnCNN-style runs):\n\n" + table(
-                ["comparison", "test set", "gap dB (mean ± sd)", "per seed", "target"], target_lines)
-    codes = [f"seed {s}: {n} {by[(s, n)]['genotype']}" for n in names if n.startswith("searched")
-             for s in seeds if (s, n) in by]
-    fixed: dict[str, list[str]] = {}
-    for (_, n), r in sorted(by.items()):
-        if n.startswith(("random", "all-", "dncnn")) and r["genotype"] not in fixed.setdefault(n, []):
-            fixed[n].append(r["genotype"])  # DnCNN-style: the width follows each seed's searched network
-    body += "\n\nGenotypes (P = parallel, F = fusion, cells separated by |): " + "; ".join(codes) + "; " + \
-        "; ".join(f"{n} {' / '.join(c)}" for n, c in sorted(fixed.items())) + "."
-    body += "\n\n" + search_table(out)
-    return body, gaps
+    per_seed = []
+    verdict: dict[str, list[float]] = {n: [] for n in SEARCHED}
+    taus: dict[str, list[float]] = {"alpha_logprob": [], "estimate_psnr": []}
+    for s in seeds:
+        randoms = [float(by[(s, n)][f"{test}_psnr"]) for (ss, n) in by if ss == s and n.startswith("random-")]
+        everyone = [r for (ss, _), r in by.items() if ss == s]
+        unique = {r["genotype"]: r for r in everyone}.values()  # argmax and perturbation may agree
+        cells = [s, len(randoms)]
+        for n in SEARCHED:
+            if (s, n) in by and randoms:
+                pct = percentile(float(by[(s, n)][f"{test}_psnr"]), randoms)
+                verdict[n].append(pct)
+                cells.append(f"{pct:.0f}")
+            else:
+                cells.append("-")
+        truth = [float(r[f"{test}_psnr"]) for r in unique]
+        for key in taus:
+            tau = kendalltau([float(r[key]) for r in unique], truth).statistic if len(truth) > 2 else float("nan")
+            taus[key].append(tau)
+            cells.append(f"{tau:.2f}")
+        cells.append(len(truth))
+        per_seed.append(cells)
+    body += (f"\n\nPer seed: the searched genotypes' percentile among the random ones ({test} PSNR; ties count "
+             "half), and Kendall's tau between the search's own score of every genotype and its retrained "
+             f"{test} PSNR (distinct genotypes of that seed):\n\n" + table(
+                 ["seed", "randoms", "argmax pct", "perturbation pct", "tau log P(α)", "tau trial metric",
+                  "genotypes"], per_seed))
+    checks = []
+    for n, pcts in verdict.items():
+        if pcts:
+            met = all(p > TARGET_PERCENTILE for p in pcts)
+            checks.append([f"{n} above the {TARGET_PERCENTILE:g}th percentile in every seed",
+                           " ".join(f"{p:.0f}" for p in pcts), "met" if met else "NOT met"])
+    for key, values in taus.items():
+        ok = [v for v in values if not math.isnan(v)]
+        if ok:
+            checks.append([f"tau({key}, retrained PSNR) >= {TARGET_TAU}", f"mean {statistics.fmean(ok):.2f}",
+                           "met" if statistics.fmean(ok) >= TARGET_TAU else "NOT met"])
+    body += "\n\nTargets:\n\n" + table(["target", "measured", "verdict"], checks)
 
-
-def search_table(out: Path) -> str:
-    """How far each search moved α: softmax(α) of the fusion candidate per column, |p - 0.5| (0 = undecided)."""
-    import json
-
-    lines = []
-    for path in sorted(out.glob("search-*/genotype.json")):
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        far = [abs(p["fusion"] - 0.5) for p in doc["alpha"].values()]
-        meta = doc["metadata"]
-        lines.append([path.parent.name, f"{max(far):.3f}", f"{statistics.fmean(far):.3f}",
-                      f"{meta['val_psnr_supernet']:.2f}", f"{meta['val_psnr_derived']:.2f}",
-                      f"{meta['search_seconds']:.0f}"])
-    return ("Searches: how far α moved (abs(p - 0.5) of each column's softmax, 0 = undecided, 0.5 = certain), and the "
-            "validation PSNR of the super-network and of the derived network with inherited weights "
-            "(BatchNorm re-estimated):\n\n" + table(["search", "max abs(p - 0.5)", "mean abs(p - 0.5)",
-                                                         "super-net dB", "derived dB", "seconds"], lines))
+    # spreads: one genotype over seeds (fixed genotypes only: the same network every seed) vs between genotypes
+    fixed_names = [n for n in names if not n.startswith("searched")]
+    seed_sds = [_sd([float(by[(s, n)][f"{test}_psnr"]) for s in seeds if (s, n) in by]) for n in fixed_names]
+    means = [statistics.fmean(float(by[(s, n)][f"{test}_psnr"]) for s in seeds if (s, n) in by) for n in fixed_names]
+    if len(seeds) > 1 and len(means) > 1:
+        body += (f"\n\nSpread ({test}): one fixed genotype over seeds, sd {statistics.fmean(seed_sds):.3f} dB on average "
+                 f"(max {max(seed_sds):.3f}); between the fixed genotypes' seed means, sd {_sd(means):.3f} dB.")
+    return body
 
 
-def network_names(rows: list[dict[str, Any]]) -> list[str]:
-    """The networks present, searched variants first, then in NETWORKS order."""
-    present = {r["network"] for r in rows}
-    return sorted(n for n in present if n.startswith("searched")) + [n for n in NETWORKS[1:] if n in present]
-
-
-def plot(rows: list[dict[str, Any]], path: Path, bm3d_row: dict[str, Any] | None) -> None:
+def plot(rows: list[dict[str, Any]], path: Path, test: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = network_names(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
-    for ax, test in zip(axes, TEST_SETS):
-        every = [float(r[f"{test}_psnr"]) for r in rows]
-        # a run that failed to train (far below the median) is drawn at the bottom edge with its value
-        floor = statistics.median(every) - 2.0
-        for i, name in enumerate(names):
-            values = [float(r[f"{test}_psnr"]) for r in rows if r["network"] == name]
-            color = "C3" if name.startswith("searched") else "C0"
-            ok = [v for v in values if v >= floor]
-            ax.scatter([i] * len(ok), ok, color=color, zorder=3)
-            for v in (v for v in values if v < floor):
-                ax.scatter([i], [floor + 0.1], marker="v", color=color, zorder=3)
-                ax.annotate(f"{v:.1f}", (i, floor + 0.1), textcoords="offset points", xytext=(6, -3), fontsize=7)
-            if ok:
-                ax.hlines(statistics.fmean(ok), i - 0.3, i + 0.3, color="k")
-        ax.set_ylim(bottom=floor)
-        if bm3d_row:
-            # as text: far above the trained networks at a CPU budget, a line would flatten their spread
-            ax.text(0.99, 0.98, f"BM3D (no training): {bm3d_row[f'{test}_psnr']:.2f} dB", transform=ax.transAxes,
-                    ha="right", va="top", fontsize=8, color="C2")
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        ax.set(ylabel="PSNR (dB)", title=f"{test.upper() if test == 'bsd68' else 'Set12'}, σ = 50")
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Quality at equal budget (dots: seeds; bars: their mean; ▼: a run that failed to train, "
-                 "its PSNR beside it)", fontsize=9)
+    seeds = sorted({int(r["seed"]) for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax = axes[0]
+    for i, s in enumerate(seeds):
+        got = [r for r in rows if int(r["seed"]) == s]
+        for r in got:
+            name = r["network"]
+            color = "C3" if name == "searched-argmax" else "C1" if name == "searched-perturbation" else \
+                "C2" if name.startswith("all-") else "C0"
+            marker = "*" if name.startswith("searched") else "o"
+            ax.scatter(i + (0.12 if name == "searched-perturbation" else 0.0), float(r[f"{test}_psnr"]), color=color,
+                       marker=marker, s=90 if marker == "*" else 25, zorder=3)
+    ax.set_xticks(range(len(seeds)), [f"seed {s}" for s in seeds])
+    ax.set(ylabel=f"{test} PSNR (dB), retrained", title="red ★ argmax, orange ★ perturbation, green all-P/all-F, "
+                                                         "blue random")
+    ax.title.set_fontsize(8)
+    ax.grid(axis="y", alpha=0.3)
+    ax = axes[1]
+    for s in seeds:
+        got = [r for r in rows if int(r["seed"]) == s and r.get("estimate_psnr")]
+        ax.scatter([float(r["estimate_psnr"]) for r in got], [float(r[f"{test}_psnr"]) for r in got],
+                   label=f"seed {s}", s=20)
+    ax.set(xlabel="trial metric: derived network after the fine-tune estimate (dB)",
+           ylabel=f"{test} PSNR (dB), retrained", title="the search's own score against the retrained quality")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -389,14 +473,16 @@ def plot(rows: list[dict[str, Any]], path: Path, bm3d_row: dict[str, Any] | None
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", default="0,1", help="comma-separated seeds [%(default)s]")
-    p.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated subset [all]")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds [%(default)s]")
+    p.add_argument("--networks", help="comma-separated subset of the networks [all]")
     p.add_argument("--quick", action="store_true", help="tiny space, few steps: a smoke run")
     p.add_argument("--paper", action="store_true", help="the paper's budget (default space, 10k + 100k steps): GPU")
     p.add_argument("--search-steps", type=int, help="override the budget's search steps")
     p.add_argument("--steps", type=int, help="override the budget's training steps per network")
-    p.add_argument("--arch-lr", type=float, help="α's Adam learning rate in the search [the paper's 3e-4]; "
-                   "rows named searched-alr<X>")
+    p.add_argument("--randoms", type=int, help="random genotypes [8]")
+    p.add_argument("--pilot", action="store_true", help="run the pilot that picks the retraining budget")
+    p.add_argument("--pilot-steps", default="150,400", help="retraining budgets the pilot tries [%(default)s]")
+    p.add_argument("--test-sets", default="set12", help="comma-separated: set12, bsd68 [%(default)s]")
     p.add_argument("--bm3d", action="store_true", help="also score BM3D (needs `pip install bm3d`)")
     p.add_argument("--data-root", help="folder holding BSD400, Set12, BSD68 [clearer_nni's default data root]")
     p.add_argument("--test-images", type=int, help="score only the first N images of each test set (smoke runs)")
@@ -420,54 +506,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" lines per network
     budget = BUDGETS["paper" if ns.paper else "quick" if ns.quick else "cpu"]
     budget = dataclasses.replace(budget, **{k: v for k, v in (("search_steps", ns.search_steps), ("steps", ns.steps),
-                                                                        ("arch_lr", ns.arch_lr))
-                                            if v is not None})
+                                                                        ("randoms", ns.randoms)) if v is not None})
     seeds = [int(s) for s in ns.seeds.split(",") if s.strip()]
-    networks = [n.strip() for n in ns.networks.split(",") if n.strip()]
-    unknown = sorted(set(networks) - set(NETWORKS))
-    if unknown:
-        raise SystemExit(f"error: unknown network(s) {unknown}; known: {NETWORKS}")
+    networks = [n.strip() for n in ns.networks.split(",") if n.strip()] if ns.networks else None
+    tests = [t.strip() for t in ns.test_sets.split(",") if t.strip()]
     out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
     register_holdout_split()
-    pairs = {name: protocol_pairs(load_dataset(name, "test", root=ns.data_root, max_images=ns.test_images),
-                                  "standard", budget.sigma) for name in TEST_SETS}
     start = time.time()
+    if ns.pilot:
+        run_pilot(budget, out, ns.data_root, [int(s) for s in ns.pilot_steps.split(",")])
+        body = pilot_summary(out)
+        print(body)
+        if not ns.no_append:
+            append_section("Quality benchmark: pilot for the retraining budget", body, machine=ns.machine)
+        return 0
+    pairs = {name: protocol_pairs(load_dataset(name, "test", root=ns.data_root, max_images=ns.test_images),
+                                  "standard", budget.sigma) for name in tests}
     if not ns.summary_only:
         for seed in seeds:
             run_seed(budget, seed, out, ns.data_root, pairs, networks)
-    bm3d_row = None
-    if ns.bm3d:
-        bm3d_file = out / "bm3d.csv"
-        if bm3d_file.is_file():
-            bm3d_row = {k: float(v) for k, v in next(csv.DictReader(bm3d_file.open())).items()}
-        else:
-            bm3d_row = score(bm3d_restore(budget.sigma), pairs)
-            with bm3d_file.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(bm3d_row))
-                writer.writeheader()
-                writer.writerow(bm3d_row)
     rows = read_rows(out)
     if not rows:
         raise SystemExit(f"error: no rows in {out}")
-    body, _ = summarise(rows, budget, bm3d_row, out)
+    body = summarise(rows, tests[0])
+    if ns.bm3d:
+        bm3d_row = score(bm3d_restore(budget.sigma), pairs)
+        body += f"\n\nBM3D (no training): {tests[0]} {bm3d_row[f'{tests[0]}_psnr']:.2f} dB."
+    pilot = pilot_summary(out)
     img = _results.REPO / "docs" / "img" / "quality-equal-budget.png" if not ns.no_append else out / "quality.png"
-    plot(rows, img, bm3d_row)
-    n_img = {k: len(v) for k, v in pairs.items()}
-    head = (f"Space `{budget.space}`, σ = {budget.sigma:g}. Search: {budget.search_steps} steps (warm-up "
-            f"{budget.warmup_steps}), batch {budget.search_batch}, {budget.patch_size}x{budget.patch_size}; weights "
+    plot(rows, img, tests[0])
+    head = (f"Space `{budget.space}`, σ = {budget.sigma:g}. Search (one per seed, the space file's `search:` settings): "
+            f"{budget.search_steps} steps, batch {budget.search_batch}, {budget.patch_size}x{budget.patch_size}; weights "
             f"on BSD400 minus every {HOLDOUT}th image (320), α on those {400 // HOLDOUT} (disjoint). Every network: "
             f"trained from scratch for {budget.steps} steps, batch {budget.batch_size}, "
-            f"{budget.patch_size}x{budget.patch_size}, Adam lr {budget.lr} (`dncnn-style-lr1e-3`: {DNCNN_LR:g}) cosine "
-            f"to 0, clip 5, same seed and "
-            f"patches; best state by PSNR on {budget.val_patches} patches of the held-out {400 // HOLDOUT} "
-            f"(every {budget.val_every} steps). Test: Set12 ({n_img['set12']}) and BSD68 ({n_img['bsd68']}) images, "
-            f"standard protocol (float noise, seed 0 per image, whole image, 8-bit output). Mean ± sd over seeds "
-            f"{sorted({int(r['seed']) for r in rows})}. Plot: `{img.relative_to(_results.REPO) if not ns.no_append else img}`."
-            f" This run: {(time.time() - start) / 60:.1f} min.\n\n")
-    print(head + body)
+            f"{budget.patch_size}x{budget.patch_size}, Adam lr {budget.lr} cosine to 0, clip 5, same seed and patches; "
+            f"best state by PSNR on {budget.val_patches} patches of the held-out {400 // HOLDOUT} (every "
+            f"{budget.val_every} steps). Test: {', '.join(f'{k} ({len(v)} images)' for k, v in pairs.items())}, "
+            f"standard protocol. Random genotypes: {budget.randoms}. Plot: "
+            f"`{img.relative_to(_results.REPO) if not ns.no_append else img}`. This summary: "
+            f"{(time.time() - start) / 60:.1f} min.\n\n")
+    print(head + body + ("\n\n" + pilot if pilot else ""))
     if not ns.no_append:
-        append_section("Quality at equal budget", head + body, machine=ns.machine)
+        append_section("Quality at equal budget: searched against random", head + body, machine=ns.machine)
     return 0
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["PINNED", "version_mismatches", "arch_alpha", "mixed_softmax", "set_trial_record", "set_optimizer_steps"]
+__all__ = ["PINNED", "version_mismatches", "arch_alpha", "mixed_softmax", "softmax_module", "set_trial_record",
+           "set_optimizer_steps"]
 
 #: The versions these internals were read from.
 PINNED = {"nni": "3.0", "pytorch_lightning": "2.6.6"}
@@ -33,6 +34,11 @@ def arch_alpha(mixed: Any) -> torch.nn.Parameter:
 def mixed_softmax(mixed: Any, alpha: torch.Tensor) -> torch.Tensor:
     """The mixed layer's own softmax of ``alpha`` (differentiable)."""
     return mixed._softmax(alpha)
+
+
+def softmax_module(mixed: Any) -> torch.nn.Module:
+    """The softmax module a mixed layer mixes its candidates with (the strategy's ``configure_softmax``)."""
+    return mixed._softmax
 
 
 def set_trial_record(record: Any) -> None:

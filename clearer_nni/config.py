@@ -146,6 +146,18 @@ class SearchConfig(RunOptions, DataOptions):
     checkpoint_every: int = opt(100, "save the whole search state every N steps, 0 = never")
     save_supernet: bool = opt(True, "do not save supernet.pt (for retrain --init-from-supernet)",
                               flag="--no-supernet")
+    # A search that decides at short budgets (clearer_nni/nas/schedules.py); the defaults are the paper's recipe.
+    arch_lr_schedule: str = opt("fixed", "scaled: --arch-lr x 9000 / α steps, the paper's logit travel in any budget",
+                                choices=["fixed", "scaled"])
+    anneal_fraction: float = opt(0.0, "anneal the softmax temperature over this last fraction of the search, 0 = never")
+    temperature_min: float = opt(0.01, "softmax temperature reached at the last step (with --anneal-fraction)")
+    lambda_arch_schedule: str = opt("constant", "λ1 constant (paper) or linear from 0 over the α steps",
+                                    choices=["constant", "linear"])
+    select: str = opt("argmax", "derive by argmax of α (paper) or by perturbation (Wang et al. 2021)",
+                      choices=["argmax", "perturbation"])
+    finetune_steps: int = opt(0, "fine-tune the derived network this many steps to estimate its quality (the "
+                                 "trial metric), 0 = no")
+    finetune_lr: float = opt(1e-3, "Adam learning rate of that fine-tune")
 
     def checks(self) -> list[tuple[bool, str]]:
         return super().checks() + [
@@ -162,6 +174,13 @@ class SearchConfig(RunOptions, DataOptions):
              f"lambda_comp must be a finite number >= 0, got {self.lambda_comp}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.devices == 1, f"search runs on one device (devices must be 1, got {self.devices})"),
+            (math.isfinite(self.anneal_fraction) and 0 <= self.anneal_fraction <= 1,
+             f"anneal_fraction must be in [0, 1], got {self.anneal_fraction}"),
+            (math.isfinite(self.temperature_min) and 0 < self.temperature_min <= 1,
+             f"temperature_min must be in (0, 1], got {self.temperature_min}"),
+            (self.finetune_steps >= 0, f"finetune_steps must be >= 0 (0: no fine-tune estimate), got {self.finetune_steps}"),
+            (math.isfinite(self.finetune_lr) and self.finetune_lr > 0,
+             f"finetune_lr must be a finite number > 0, got {self.finetune_lr}"),
         ]
 
 

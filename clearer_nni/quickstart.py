@@ -36,6 +36,24 @@ def _step(n: int, text: str) -> None:
     print(f"\n== {n}. {text} ==", flush=True)
 
 
+def _decision(genotype_path: Path) -> str:
+    """What the search decided and how sure it is (softmax(α) at temperature 1, :meth:`Genotype.decidedness`)."""
+    from .nas.genotype import Genotype
+
+    g = Genotype.load(genotype_path)
+    decided = g.decidedness()
+    meta = g.metadata
+    lines = [f"the search decided {g.code()} (P = parallel, F = fusion; select {meta.get('select', 'argmax')}): "
+             f"{decided.line()}"]
+    if meta.get("val_psnr_finetuned") is not None:
+        lines.append(f"trial metric: the derived network after its {meta['finetune']['steps']}-step fine-tune estimate "
+                     f"{meta['val_psnr_finetuned']:.2f} dB (super-network {meta['val_psnr_supernet']:.2f} dB, "
+                     f"noisy input {meta['val_psnr_input']:.2f} dB)")
+    if decided.warning():
+        lines.append(f"warning: {decided.warning()}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .cli import run_cli
 
@@ -80,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         psnr = trial_metric(t)
                         print(f"[{time.strftime('%H:%M:%S')}] trial {t['trialJobId']} {t['status']} "
                               f"({len(seen['done'])} done)"
-                              + (f": derived-network PSNR {psnr:.2f} dB" if isinstance(psnr, float) else ""),
+                              + (f": trial metric (derived network) {psnr:.2f} dB" if isinstance(psnr, float) else ""),
                               flush=True)
 
             state = wait_for_experiment(port, ns.timeout, on_poll=on_poll)
@@ -95,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(Path(report["md"]).read_text(encoding="utf-8"))
         print(f"best trial: {best.trial_id} {best.parameters}")
         print(f"wrote {genotype_path} and {', '.join(str(p) for p in report.values())}")
+        print(_decision(genotype_path))
 
         _step(3, f"retrain the best genotype from scratch ({ns.retrain_steps} steps)")
         retrained = run_retrain(RetrainConfig(genotype=str(genotype_path), out=str(out / "retrain"),

@@ -38,6 +38,8 @@ class SearchResult:
     derived_psnr: float
     seconds: float
     log: list[dict[str, float]] = field(default_factory=list)
+    #: the derived network after the fine-tune estimate (``finetune_steps`` > 0), else None
+    finetuned_psnr: float | None = None
 
 
 class _SearchState(TrainingState):
@@ -88,7 +90,10 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
     from .nas.diagram import draw_genotype
+    from .nas.estimate import derived_network, finetune_estimate, input_psnr
     from .nas.genotype import Genotype
+    from .nas.schedules import effective_arch_lr
+    from .nas.selection import select_architecture
     from .nas.regularizers import candidate_costs, normalise_costs
     from .nas.search_logger import SearchLogger
     from .nas.strategy import ClearerDARTS
@@ -142,10 +147,12 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
                          worker_init_fn=worker_init_fn, persistent_workers=cfg.workers > 0,
                          pin_memory=accelerator == "gpu")
         costs = normalise_costs(candidate_costs(space_cfg, cfg.cost_metric, cfg.patch_size))
+        arch_lr = effective_arch_lr(cfg.arch_lr, cfg.arch_lr_schedule, cfg.steps - cfg.warmup_steps)
         strategy = ClearerDARTS(costs=costs, lambda_arch=cfg.lambda_arch, lambda_comp=cfg.lambda_comp,
                                 warmup_steps=cfg.warmup_steps, max_steps=cfg.steps, log_base=cfg.log_base,
-                                arch_eval_mode=cfg.arch_eval_mode, arc_learning_rate=cfg.arch_lr,
-                                gradient_clip_val=cfg.grad_clip)
+                                arch_eval_mode=cfg.arch_eval_mode, arc_learning_rate=arch_lr,
+                                gradient_clip_val=cfg.grad_clip, anneal_fraction=cfg.anneal_fraction,
+                                temperature_min=cfg.temperature_min, lambda_arch_schedule=cfg.lambda_arch_schedule)
         logger = SearchLogger(staging / "search_log.csv", monitor, every=cfg.log_every, calibration=calibration,
                               total_steps=cfg.steps, on_log=on_log, rows=state["log"] if state else None)
         oneshot = fit_supernet(ClearerSpace(space_cfg, mixing=cfg.mixing), strategy,
@@ -157,14 +164,25 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
         if oneshot.search_step < cfg.steps:
             raise RuntimeError(f"search stopped early at step {oneshot.search_step} of {cfg.steps}")
 
-        choices = oneshot.export()
-        probs = {label: {k: float(v) for k, v in p.items()} for label, p in oneshot.export_probs().items()}
+        choices, decision = select_architecture(oneshot, logger, cfg.select)
+        probs = oneshot.logit_probs()  # temperature 1: how far the logits decided, whatever τ ended at
         supernet_psnr = logger.evaluate(oneshot)
-        derived_psnr = logger.evaluate(oneshot, derived=True)
-        seconds = time.time() - start
+        derived_psnr = logger.evaluate(oneshot, pins=choices)
         genotype = Genotype(space_cfg, dict(choices), probs, {})
+        finetune = None
+        if cfg.finetune_steps:
+            finetune = finetune_estimate(derived_network(genotype, oneshot.training_module.model.state_dict()),
+                                         fixed_batches(PatchDataset(train_set, cfg.patch_size, degradation,
+                                                                    length=cfg.finetune_steps * cfg.batch_size,
+                                                                    seed=cfg.seed + 4), cfg.batch_size),
+                                         monitor, lr=cfg.finetune_lr, device=oneshot.device)
+        seconds = time.time() - start
         genotype.metadata = {
             **{k: getattr(cfg, k) for k in RECORDED_SETTINGS},
+            **decision, "decidedness": genotype.decidedness().to_dict(), "val_psnr_input": input_psnr(monitor),
+            "val_psnr_finetuned": finetune.psnr if finetune else None,
+            "finetune": finetune.to_dict() if finetune else None,
+            "arch_lr_effective": arch_lr, "temperature_final": oneshot.temperature,
             "degradation": degradation.describe(), "train_data": train_set.name, "val_data": val_set.name,
             "val_psnr_supernet": supernet_psnr, "val_psnr_derived": derived_psnr,
             "params_derived": count_parameters(genotype.build()), "search_seconds": round(seconds, 2),
@@ -176,13 +194,15 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
         logger.plot(staging / "alpha.png")
         draw_genotype(genotype, staging / "genotype.png")
         run.publish()
-    return SearchResult(run.out, run.out / "genotype.json", genotype, supernet_psnr, derived_psnr, seconds, logger.rows)
+    return SearchResult(run.out, run.out / "genotype.json", genotype, supernet_psnr, derived_psnr, seconds, logger.rows,
+                        finetune.psnr if finetune else None)
 
 
 #: Settings every genotype records (its metadata), besides the data and the results.
 RECORDED_SETTINGS = ("recipe", "lambda_arch", "lambda_comp", "arch_lr", "lr", "cost_metric", "log_base", "mixing",
-             "arch_eval_mode", "steps", "warmup_steps", "batch_size", "patch_size", "seed", "precision",
-             "channels_last", "compile")
+                     "arch_eval_mode", "steps", "warmup_steps", "batch_size", "patch_size", "seed", "precision",
+                     "channels_last", "compile", "arch_lr_schedule", "anneal_fraction", "temperature_min",
+                     "lambda_arch_schedule", "select", "finetune_steps", "finetune_lr")
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -211,6 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{g.metadata['params_derived'] / 1e6:.3f} M parameters):\n{g.summary()}")
         print(f"validation PSNR: super-network {result.supernet_psnr:.2f} dB, derived (inherited weights, BatchNorm "
               f"re-estimated) {result.derived_psnr:.2f} dB; {result.seconds:.0f} s")
+        if result.finetuned_psnr is not None:
+            print(f"derived network after the {g.metadata['finetune']['steps']}-step fine-tune estimate: "
+                  f"{result.finetuned_psnr:.2f} dB (noisy input {g.metadata['val_psnr_input']:.2f} dB)")
+        decided = g.decidedness()
+        print(decided.line())
+        if decided.warning():
+            print(f"warning: {decided.warning()}", file=sys.stderr)
         print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}, "
               f"{result.out / 'genotype.png'}")
         return 0

@@ -17,8 +17,11 @@ It reports to NNI:
 
 - every logged search step, an intermediate result
   ``{"default": val_psnr, "alpha_entropy": L_Arch, "step": step}``;
-- at the end, a final result ``{"default": derived-network val PSNR, "supernet_psnr", "params",
-  "genotype": path of genotype.json, ...}``.
+- at the end, a final result ``{"default": ..., "supernet_psnr", "derived_inherited_psnr", "input_psnr",
+  "params", "decided_columns", "genotype": path of genotype.json, ...}``: ``default`` is the derived network's
+  val PSNR after the search's fine-tune estimate (``finetune_steps`` > 0, :mod:`clearer_nni.nas.estimate`),
+  else with inherited weights. The intermediate ``default`` is the super-network's PSNR: the final
+  result carries the same quantity as ``supernet_psnr``.
 
 The trial command channel and the parameter id are captured once, when the trial starts, and every
 metric goes through that saved channel: whatever the search does to NNI's process-wide default channel
@@ -256,10 +259,14 @@ def plan_search(out: Path, cfg: Any) -> SearchPlan:
 
 def final_metric(meta: Mapping[str, Any], genotype_path: Path) -> dict[str, Any]:
     """The final result a trial reports, from its genotype's metadata."""
-    derived = finite_or_none(meta.get("val_psnr_derived"))
+    key = "val_psnr_finetuned" if meta.get("val_psnr_finetuned") is not None else "val_psnr_derived"
+    derived = finite_or_none(meta.get(key))
     if derived is None:
-        raise RuntimeError(f"the derived network's validation PSNR is not finite ({meta.get('val_psnr_derived')})")
+        raise RuntimeError(f"the derived network's validation PSNR is not finite ({key} {meta.get(key)})")
+    decided = (meta.get("decidedness") or {}).get("decided")
     return {"default": derived, "supernet_psnr": finite_or_none(meta.get("val_psnr_supernet")),
+            "derived_inherited_psnr": finite_or_none(meta.get("val_psnr_derived")),
+            "input_psnr": finite_or_none(meta.get("val_psnr_input")), "decided_columns": decided,
             "params": int(meta.get("params_derived", 0)), "genotype": str(Path(genotype_path).resolve()),
             "search_seconds": finite_or_none(meta.get("search_seconds")),
             "lambda_arch": finite_or_none(meta.get("lambda_arch")), "lambda_comp": finite_or_none(meta.get("lambda_comp"))}

@@ -25,10 +25,57 @@ import torch.nn as nn
 from ..archs.space import CANDIDATES, ClearerSpace, SpaceConfig, SpaceFileError, column_label
 from ..runtime import atomic_write_text, expect_file, sniff, software_versions  # noqa: F401 - re-exported
 
-__all__ = ["FORMAT", "VERSION", "Genotype", "GenotypeError", "check_header", "software_versions", "atomic_write_text"]
+__all__ = ["FORMAT", "VERSION", "DECIDED_P", "TIE_MARGIN", "Decidedness", "Genotype", "GenotypeError", "check_header",
+           "software_versions", "atomic_write_text"]
 
 FORMAT = "clearer-nni-genotype"
 VERSION = 1
+
+
+#: A column is decided when its larger softmax(α) (temperature 1) is at least this.
+DECIDED_P = 0.9
+#: A column whose margin ``|P(parallel) - P(fusion)|`` is below this is a near tie.
+TIE_MARGIN = 0.1
+
+
+@dataclass
+class Decidedness:
+    """How sure a search is of its architecture, from softmax(α) at temperature 1.
+
+    Attributes
+    ----------
+    decided, total
+        Columns whose larger probability is ``>= threshold``, and all columns.
+    margins
+        ``|P(parallel) - P(fusion)|`` per column label (0: a coin toss, 1: certain).
+    ties
+        Labels of the near ties (margin below ``TIE_MARGIN``).
+    threshold
+        The probability a decided column reaches.
+    """
+
+    decided: int
+    total: int
+    margins: dict[str, float]
+    ties: list[str]
+    threshold: float = DECIDED_P
+
+    def line(self) -> str:
+        """``k of N columns decided (p >= 0.9); margins: ...``."""
+        margins = ", ".join(f"{label} {m:.2f}" for label, m in self.margins.items())
+        return f"{self.decided} of {self.total} columns decided (p >= {self.threshold:g}); margins: {margins}"
+
+    def warning(self) -> str | None:
+        """A "search longer" warning when some columns are near ties, else None."""
+        if not self.ties:
+            return None
+        return (f"{len(self.ties)} of {self.total} columns are near ties (margin < {TIE_MARGIN:g}: "
+                f"{', '.join(self.ties)}): the genotype is barely chosen; search longer, or raise the "
+                "alpha learning rate (--arch-lr-schedule scaled)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decided": self.decided, "total": self.total, "threshold": self.threshold,
+                "margins": self.margins, "near_ties": self.ties}
 
 
 class GenotypeError(ValueError):
@@ -154,6 +201,17 @@ class Genotype:
     def build(self) -> nn.Module:
         """Freeze a fresh :class:`ClearerSpace` with these choices into a plain :class:`ClearerNetwork`."""
         return ClearerSpace(self.space).freeze(dict(self.choices)).to_network()
+
+    def decidedness(self, threshold: float = DECIDED_P) -> Decidedness:
+        """How decided ``alpha`` is (see :class:`Decidedness`); a genotype without α has 0 decided
+        columns, each of margin 0."""
+        margins, decided = {}, 0
+        for label in self.space.labels:
+            probs = self.alpha.get(label) or {name: 0.5 for name in CANDIDATES}
+            margins[label] = round(abs(probs[CANDIDATES[0]] - probs[CANDIDATES[1]]), 4)
+            decided += max(probs.values()) >= threshold
+        ties = [label for label, m in margins.items() if m < TIE_MARGIN]
+        return Decidedness(decided, len(margins), margins, ties, threshold)
 
     def counts(self) -> dict[str, int]:
         """How many columns chose each candidate."""

@@ -12,7 +12,7 @@ import math
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import pytorch_lightning as pl
 import torch
@@ -23,22 +23,25 @@ from ..metrics import mean_psnr
 from ..runtime import atomic_savefig, disk_full_error
 from ..tensorboard import log_scalars
 
-__all__ = ["SearchLogger", "derived_alpha", "recalibrated_bn"]
+__all__ = ["SearchLogger", "derived_alpha", "pinned_alpha", "recalibrated_bn"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 @contextmanager
-def derived_alpha(oneshot: Any) -> Iterator[None]:
-    """Temporarily make every column's softmax(α) one-hot at its argmax: the derived network,
-    with the super-network's (inherited) weights."""
+def pinned_alpha(oneshot: Any, pins: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Temporarily make the softmax(α) of the columns in ``pins`` (label → candidate name) one-hot at
+    that candidate; ``None`` pins every column at its argmax (the derived network). Weights are the
+    super-network's (inherited)."""
     saved = []
     with torch.no_grad():
-        for _, m, _ in oneshot.mixed_columns():
+        for label, m, _ in oneshot.mixed_columns():
             a = arch_alpha(m)
             saved.append(a.detach().clone())
+            if pins is not None and label not in pins:
+                continue
             hard = torch.full_like(a, -1e4)
-            hard[int(a.argmax())] = 0.0
+            hard[int(a.argmax()) if pins is None else list(m.names).index(pins[label])] = 0.0
             a.copy_(hard)
     try:
         yield
@@ -46,6 +49,12 @@ def derived_alpha(oneshot: Any) -> Iterator[None]:
         with torch.no_grad():
             for (_, m, _), a in zip(oneshot.mixed_columns(), saved):
                 arch_alpha(m).copy_(a)
+
+
+def derived_alpha(oneshot: Any) -> Any:
+    """Temporarily make every column's softmax(α) one-hot at its argmax: the derived network,
+    with the super-network's (inherited) weights."""
+    return pinned_alpha(oneshot, None)
 
 
 @contextmanager
@@ -116,15 +125,17 @@ class SearchLogger(pl.Callback):
                 self.rows.append(row)
 
     @torch.no_grad()
-    def evaluate(self, oneshot: Any, derived: bool = False) -> float:
+    def evaluate(self, oneshot: Any, derived: bool = False, pins: Mapping[str, str] | None = None) -> float:
         """Mean PSNR (dB) of the super-network (or the derived one) on the monitor batches.
 
         The derived network keeps the super-network's weights, but its BatchNorm statistics are
         re-estimated on the ``calibration`` batches first: the running statistics were gathered
-        under the α-mixture, and the one-hot path feeds every layer differently.
+        under the α-mixture, and the one-hot path feeds every layer differently. ``pins`` (label →
+        candidate) evaluates the super-network with those columns one-hot, BatchNorm re-estimated too.
         """
-        with derived_alpha(oneshot) if derived else nullcontext(), \
-                recalibrated_bn(oneshot.training_module, self.calibration, oneshot.device) if derived else nullcontext():
+        fixed = derived or pins is not None
+        with pinned_alpha(oneshot, None if derived else pins) if fixed else nullcontext(), \
+                recalibrated_bn(oneshot.training_module, self.calibration, oneshot.device) if fixed else nullcontext():
             return mean_psnr(oneshot.training_module, self.monitor, oneshot.device)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any,
@@ -137,7 +148,7 @@ class SearchLogger(pl.Callback):
         row: dict[str, float] = {"step": step, "seconds": round(time.time() - self._start, 2),
                                  "warmup": int(step <= pl_module.warmup_steps)}
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
-        for key in ("loss_res", "arch_loss_res", "loss_arch", "loss_comp"):
+        for key in ("loss_res", "arch_loss_res", "loss_arch", "loss_comp", "temperature"):
             row[key] = float(rec[key]) if key in rec else math.nan
         if "loss_arch" not in rec:  # warm-up: still report the current regularisers
             with torch.no_grad():

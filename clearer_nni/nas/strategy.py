@@ -5,6 +5,10 @@ computed from the mixed layers' α tensors so that their gradients reach α (NNI
 receives plain floats). Weight step (on a training batch): ``L_Res`` only. The first
 ``warmup_steps`` steps train weights only; steps are counted here because ``trainer.global_step``
 counts both optimisers' steps.
+
+Options that make a short search decide (:mod:`.schedules`; their neutral values are the paper's
+recipe): a softmax temperature annealed toward one-hot over the last part of the search, and a λ1
+schedule. The α learning rate is given already scaled (``effective_arch_lr``).
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.oneshot.pytorch.strategy import DARTS
 
 from ..archs.space import CANDIDATES
-from ..compat import arch_alpha, mixed_softmax
+from ..compat import arch_alpha, mixed_softmax, softmax_module
 from .regularizers import LOG_BASES, arch_entropy_loss, complexity_loss
+from .schedules import TemperatureSoftmax, lambda_arch_at, temperature_at
 
 __all__ = ["ClearerDARTS", "ClearerDartsModule", "StepRecord"]
 
@@ -47,12 +52,19 @@ class ClearerDartsModule(DartsLightningModule):
         authors' code does.
     max_steps
         Stop the trainer after this many bilevel steps.
+    anneal_fraction, temperature_min
+        Anneal the softmax temperature from 1 to ``temperature_min`` over the last ``anneal_fraction``
+        of ``max_steps`` (0: never, the paper).
+    lambda_arch_schedule
+        ``constant`` (paper) or ``linear`` (λ1 from 0 to ``lambda_arch`` over the α steps).
     """
 
     def __init__(self, training_module: Any, *, costs: Mapping[str, Mapping[str, float]],
                  lambda_arch: float = 0.01, lambda_comp: float = 0.0, warmup_steps: int = 0,
                  log_base: str = "e", arch_eval_mode: bool = False, arc_learning_rate: float = 3e-4,
-                 gradient_clip_val: float | None = 5.0, max_steps: int | None = None) -> None:
+                 gradient_clip_val: float | None = 5.0, max_steps: int | None = None,
+                 anneal_fraction: float = 0.0, temperature_min: float = 1.0,
+                 lambda_arch_schedule: str = "constant") -> None:
         super().__init__(training_module, arc_learning_rate=arc_learning_rate,
                          gradient_clip_val=gradient_clip_val, log_prob_every_n_step=10 ** 9, warmup_epochs=0)
         for name, value in (("lambda_arch", lambda_arch), ("lambda_comp", lambda_comp)):
@@ -68,6 +80,12 @@ class ClearerDartsModule(DartsLightningModule):
         self.log_base = log_base
         self.arch_eval_mode = arch_eval_mode
         self.max_steps = max_steps
+        if anneal_fraction > 0 and max_steps is None:
+            raise ValueError("anneal_fraction > 0 needs max_steps (the schedule ends at the last step)")
+        temperature_at(0, max_steps or 1, anneal_fraction, temperature_min)  # validates
+        lambda_arch_at(lambda_arch, lambda_arch_schedule, 0, 1)  # validates
+        self.anneal_fraction, self.temperature_min = float(anneal_fraction), float(temperature_min)
+        self.lambda_arch_schedule = lambda_arch_schedule
         self.search_step = 0
         self.last_record: StepRecord = {}
         self._columns: list[tuple[str, nn.Module, torch.Tensor]] | None = None
@@ -92,17 +110,33 @@ class ClearerDartsModule(DartsLightningModule):
         return [arch_alpha(m) for _, m, _ in self.mixed_columns()]
 
     def column_probs(self) -> list[torch.Tensor]:
-        """softmax(α) of each column, differentiable w.r.t. α."""
+        """softmax(α / τ) of each column (what the super-network mixes with), differentiable w.r.t. α."""
         return [mixed_softmax(m, arch_alpha(m)) for _, m, _ in self.mixed_columns()]
 
-    def parallel_probs(self) -> dict[str, float]:
-        """P(parallel) per column label (a host sync: for logging only)."""
-        out = {}
+    @property
+    def temperature(self) -> float:
+        """The softmax temperature τ the columns use now."""
+        softmax = softmax_module(self.mixed_columns()[0][1]) if self.mixed_columns() else None
+        return float(getattr(softmax, "tau", 1.0))
+
+    def set_temperature(self, step: int) -> float:
+        """Set τ for ``step`` (0-based) of the schedule on every column; return it."""
+        tau = temperature_at(step, self.max_steps or 1, self.anneal_fraction, self.temperature_min)
+        for _, m, _ in self.mixed_columns():
+            if isinstance(softmax_module(m), TemperatureSoftmax):
+                softmax_module(m).tau = tau
+        return tau
+
+    def logit_probs(self) -> dict[str, dict[str, float]]:
+        """softmax(α) at temperature 1 per column label and candidate: how far the logits themselves
+        have decided, whatever τ the mixture uses (a host sync)."""
         with torch.no_grad():
-            probs = self.column_probs()
-        for (label, m, _), p in zip(self.mixed_columns(), probs):
-            out[label] = float(p[list(m.names).index(CANDIDATES[0])])
-        return out
+            return {label: dict(zip(m.names, torch.softmax(arch_alpha(m).detach().float(), -1).tolist()))
+                    for label, m, _ in self.mixed_columns()}
+
+    def parallel_probs(self) -> dict[str, float]:
+        """P(parallel) per column label at temperature 1 (a host sync: for logging only)."""
+        return {label: p[CANDIDATES[0]] for label, p in self.logit_probs().items()}
 
     def regularizers(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(L_Arch, L_Comp) from the current α."""
@@ -116,7 +150,11 @@ class ClearerDartsModule(DartsLightningModule):
         alphas = self.arch_parameters()
         record: StepRecord = {}
 
+        tau = self.set_temperature(self.search_step)  # a function of the step: a resumed search agrees
         if self.search_step >= self.warmup_steps:
+            alpha_steps = (self.max_steps or self.search_step + 1) - self.warmup_steps
+            lambda_arch = lambda_arch_at(self.lambda_arch, self.lambda_arch_schedule,
+                                         self.search_step - self.warmup_steps, alpha_steps)
             arc_optim.zero_grad()
             if self.arch_eval_mode:
                 self.training_module.eval()
@@ -124,12 +162,13 @@ class ClearerDartsModule(DartsLightningModule):
             if self.arch_eval_mode:
                 self.training_module.train()
             loss_arch, loss_comp = self.regularizers()
-            loss = loss_res + self.lambda_arch * loss_arch + self.lambda_comp * loss_comp
+            loss = loss_res + lambda_arch * loss_arch + self.lambda_comp * loss_comp
             # Only α's gradients are needed here: skipping the weights' saves a large part of backward.
             self.manual_backward(loss, inputs=alphas)
             arc_optim.step()
             record.update(arch_loss_res=loss_res.detach(), loss_arch=loss_arch.detach(),
-                          loss_comp=loss_comp.detach())
+                          loss_comp=loss_comp.detach(), lambda_arch=torch.tensor(lambda_arch))
+        record["temperature"] = torch.tensor(tau)
 
         # Weight step on L_Res only, with α frozen so no α gradient is computed.
         for a in alphas:
@@ -174,18 +213,27 @@ class ClearerDARTS(DARTS):
     arc_learning_rate, gradient_clip_val
         α's Adam learning rate (betas (0.5, 0.999), weight decay 1e-3, from NNI's DARTS); the weights'
         gradient-norm clip.
+    anneal_fraction, temperature_min, lambda_arch_schedule
+        See :class:`ClearerDartsModule` (defaults: the paper's recipe).
     """
 
     def __init__(self, *, costs: Mapping[str, Mapping[str, float]], lambda_arch: float = 0.01,
                  lambda_comp: float = 0.0, warmup_steps: int = 0, max_steps: int | None = None,
                  log_base: str = "e", arch_eval_mode: bool = False, arc_learning_rate: float = 3e-4,
-                 gradient_clip_val: float | None = 5.0, **kwargs: Any) -> None:
+                 gradient_clip_val: float | None = 5.0, anneal_fraction: float = 0.0, temperature_min: float = 1.0,
+                 lambda_arch_schedule: str = "constant", **kwargs: Any) -> None:
         super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val,
                          log_prob_every_n_step=10 ** 9, warmup_epochs=0, **kwargs)
         self.module_kwargs = dict(costs=costs, lambda_arch=lambda_arch, lambda_comp=lambda_comp,
                                   warmup_steps=warmup_steps, log_base=log_base, arch_eval_mode=arch_eval_mode,
                                   arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val,
-                                  max_steps=max_steps)
+                                  max_steps=max_steps, anneal_fraction=anneal_fraction,
+                                  temperature_min=temperature_min, lambda_arch_schedule=lambda_arch_schedule)
+        self._softmax = TemperatureSoftmax(-1)
+
+    def configure_softmax(self) -> nn.Module:
+        """One τ-softmax shared by every column (NNI asks once per mixed layer)."""
+        return self._softmax
 
     def configure_oneshot_module(self, training_module: Any) -> ClearerDartsModule:
         return ClearerDartsModule(training_module, **self.module_kwargs)
