@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .export import finite_or_none
+from .export import GENOTYPE_JSON, finite_or_none
 
 __all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "SEARCHES", "TrialReporter", "parameter_settings", "experiment_dir",
            "search_folder", "SearchPlan", "plan_search", "default_checkpoint_every", "final_metric", "main"]
@@ -254,15 +254,18 @@ def plan_search(out: Path, cfg: Any) -> SearchPlan:
     return SearchPlan("fresh", note=note)
 
 
-def final_metric(meta: Mapping[str, Any], genotype_path: Path) -> dict[str, Any]:
-    """The final result a trial reports, from its genotype's metadata."""
+def final_metric(meta: Mapping[str, Any], genotype_path: Path, document: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The final result a trial reports, from its genotype's metadata; with ``document`` (the whole
+    genotype), also ``genotype_json``: ``export`` then needs no file of a trial that ran on another machine."""
     derived = finite_or_none(meta.get("val_psnr_derived"))
     if derived is None:
         raise RuntimeError(f"the derived network's validation PSNR is not finite ({meta.get('val_psnr_derived')})")
     return {"default": derived, "supernet_psnr": finite_or_none(meta.get("val_psnr_supernet")),
             "params": int(meta.get("params_derived", 0)), "genotype": str(Path(genotype_path).resolve()),
             "search_seconds": finite_or_none(meta.get("search_seconds")),
-            "lambda_arch": finite_or_none(meta.get("lambda_arch")), "lambda_comp": finite_or_none(meta.get("lambda_comp"))}
+            "lambda_arch": finite_or_none(meta.get("lambda_arch")), "lambda_comp": finite_or_none(meta.get("lambda_comp")),
+            **({GENOTYPE_JSON: json.dumps(document, separators=(",", ":"))} if document is not None else {})}
 
 
 def _link_search(out_root: Path, target: Path) -> None:
@@ -341,7 +344,8 @@ def _run(argv: Sequence[str] | None) -> int:
         from ..nas.genotype import Genotype
 
         genotype_path = Path(out) / "genotype.json"
-        final = final_metric(Genotype.load(genotype_path).metadata, genotype_path)
+        genotype = Genotype.load(genotype_path)
+        final = final_metric(genotype.metadata, genotype_path, genotype.to_dict())
         print(f"this parameter id's search had already finished ({genotype_path}): reporting its result again, "
               "not searching", flush=True)
     else:
@@ -359,7 +363,7 @@ def _run(argv: Sequence[str] | None) -> int:
         result = run_search(cfg, on_log=on_log)
         meta = {"val_psnr_derived": result.derived_psnr, "val_psnr_supernet": result.supernet_psnr,
                 "search_seconds": result.seconds, **result.genotype.metadata}
-        final = final_metric(meta, result.genotype_path)
+        final = final_metric(meta, result.genotype_path, result.genotype.to_dict())
     reporter.final(final)
     print(f"final: derived-network val PSNR {final['default']:.3f} dB, {final['params']} parameters, "
           f"genotype {final['genotype']}", flush=True)
