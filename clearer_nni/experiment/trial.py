@@ -58,6 +58,9 @@ PAIR = "lambdas"
 #: Settings a search space may not set: the trial decides them.
 NOT_TUNABLE = {"out", "overwrite", "progress", "resume"}
 
+#: The environment variable giving a trial's settings to the other ranks of its DDP search (``--devices``).
+RANK_CONFIG = "CLEARER_TRIAL_SEARCH_CONFIG"
+
 #: The folder of an experiment holding its trials' searches, one ``param-<parameter id>`` each.
 SEARCHES = "clearer-searches"
 
@@ -291,12 +294,16 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    from ..config import resolve_search
+    from ..config import SearchConfig, resolve_search
     from ..runtime import atomic_write_text
     from ..search import run_search, search_parser
+    from ..training.ranks import is_primary_process
 
     flags = vars(search_parser("clearer-nni experiment trial").parse_args(argv))
     flags.pop("resume", None)  # the trial decides (plan_search)
+    if not is_primary_process():  # another DDP rank of this trial's search: only rank 0 talks to NNI
+        run_search(SearchConfig(**json.loads(os.environ[RANK_CONFIG])))
+        return 0
     reporter = TrialReporter()  # captured now, before anything else runs
     params = reporter.receive_parameters()
     print(f"trial {reporter.trial_id} of experiment {reporter.experiment_id}: parameter id {reporter.parameter_id}, "
@@ -360,6 +367,7 @@ def _run(argv: Sequence[str] | None) -> int:
             reporter.intermediate({"default": psnr, "alpha_entropy": finite_or_none(row.get("loss_arch")),
                                    "step": int(row["step"])})
 
+        os.environ[RANK_CONFIG] = json.dumps(dataclasses.asdict(cfg))  # for the DDP ranks Lightning starts
         result = run_search(cfg, on_log=on_log)
         meta = {"val_psnr_derived": result.derived_psnr, "val_psnr_supernet": result.supernet_psnr,
                 "search_seconds": result.seconds, **result.genotype.metadata}
