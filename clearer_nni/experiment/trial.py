@@ -28,6 +28,9 @@ parameter id.
 A parameter name that is not a search setting, or a bad value, prints ``error: ...`` on stderr
 (``trial.stderr`` in the trial's folder) and exits with code 2: NNI marks the trial FAILED.
 
+With ``--devices N`` the trial's search runs on N devices (Lightning DDP, docs/SCALE.md): only rank 0
+talks to NNI; the other ranks Lightning starts get its resolved settings (:data:`RANK_CONFIG`).
+
 Run outside NNI (no ``NNI_PLATFORM``), it is an ordinary search with ``--out`` (default
 ``runs/trial``) and prints its metrics.
 """
