@@ -64,6 +64,7 @@ def main() -> int:
     p.add_argument("--no-record", action="store_true", help="print only; do not append to docs/RESULTS.md")
     args = p.parse_args()
 
+    load = os.getloadavg()
     runs: dict[int, list[dict]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
@@ -87,8 +88,9 @@ def main() -> int:
             "process.\n\n"
             + table(["processes", "steps/s", "steps/s min-max", "patches/s", "wall s (same patches)", "wall min-max"],
                     rows)
-            + f"\n\n2 processes / 1: {speed:.2f}x the steps/s, {walls:.2f}x faster to the same number of patches "
-              f"(wall time). α on the two ranks: largest difference {spread:g} over all logged steps. 2-process α "
+            + f"\n\n2 processes / 1: {speed:.2f}x the steps/s; time to the same number of patches, 1-process wall "
+              f"/ 2-process wall: {walls:.2f} (above 1: 2 processes are faster). 1-minute load average before / "
+              f"after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} (2 cores). α on the two ranks: largest difference {spread:g} over all logged steps. 2-process α "
               f"trajectory against the 1-process one: largest |ΔP(parallel)| {drift:.2g} (BatchNorm statistics "
               "per rank).\n")
     print(body)

@@ -134,8 +134,8 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     start = time.time() - (state["seconds"] if state else 0.0)
     saver = _SearchState(staging / "checkpoints", cfg, state, start)
     with run.guard(saver):
-        loader_kw = dict(batch_size=cfg.batch_size // cfg.devices, shuffle=False, drop_last=True, num_workers=cfg.workers,
-                         worker_init_fn=worker_init_fn, persistent_workers=cfg.workers > 0,
+        loader_kw = dict(batch_size=cfg.batch_size // cfg.devices, shuffle=False, drop_last=True,
+                         num_workers=cfg.workers, worker_init_fn=worker_init_fn, persistent_workers=cfg.workers > 0,
                          pin_memory=accelerator == "gpu")
         costs = normalise_costs(candidate_costs(space_cfg, cfg.cost_metric, cfg.patch_size))
         strategy = ClearerDARTS(costs=costs, lambda_arch=cfg.lambda_arch, lambda_comp=cfg.lambda_comp,

@@ -95,3 +95,16 @@ def test_ddp_search_refuses_a_global_batch_it_cannot_split(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(
         "error: batch_size (5) is the global batch: it must be a multiple of devices (2)")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_trial_searches_on_two_processes_and_only_rank_0_reports(tmp_path):
+    """``experiment.trial --devices 2`` (standalone: metrics printed): rank 1 runs the search with the
+    settings rank 0 resolved, and neither asks NNI for parameters nor reports."""
+    out = tmp_path / "trial"
+    proc = subprocess.run([sys.executable, "-m", "clearer_nni.experiment.trial", *FLAGS[:12], "--devices", "2",
+                           "--device", "cpu", "--out", str(out)], capture_output=True, text=True, cwd=tmp_path,
+                          env=ENV, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("[nni final]") == 1 and proc.stdout.count("[nni periodical]") == 7
+    assert proc.stdout.count("parameter id") == 1  # rank 1 never asked for parameters
+    assert json.loads((out / "genotype.json").read_text())["metadata"]["devices"] == 2
