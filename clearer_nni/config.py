@@ -122,6 +122,12 @@ class DataOptions(_Options):
         ]
 
 
+def _global_batch(cfg: Any) -> tuple[bool, str]:
+    """``batch_size`` is the global batch, split evenly over ``devices`` (DDP)."""
+    return (cfg.batch_size % cfg.devices == 0,
+            f"batch_size ({cfg.batch_size}) is the global batch: it must be a multiple of devices ({cfg.devices})")
+
+
 @dataclass(kw_only=True)
 class SearchConfig(RunOptions, DataOptions):
     """Settings of one search; the defaults are the paper's GPU budget (SPEC section 3)."""
@@ -173,7 +179,7 @@ class SearchConfig(RunOptions, DataOptions):
             (math.isfinite(self.lambda_comp) and self.lambda_comp >= 0,
              f"lambda_comp must be a finite number >= 0, got {self.lambda_comp}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
-            (self.devices == 1, f"search runs on one device (devices must be 1, got {self.devices})"),
+            _global_batch(self),
             (math.isfinite(self.anneal_fraction) and 0 <= self.anneal_fraction <= 1,
              f"anneal_fraction must be in [0, 1], got {self.anneal_fraction}"),
             (math.isfinite(self.temperature_min) and 0 < self.temperature_min <= 1,
@@ -222,8 +228,7 @@ class RetrainConfig(RunOptions, DataOptions):
              f"grad_clip must be a finite number >= 0 (0: no clipping), got {self.grad_clip}"),
             (self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}"),
             (self.val_images >= 0, f"val_images must be >= 0 (0: use patches), got {self.val_images}"),
-            (self.batch_size % self.devices == 0,
-             f"batch_size ({self.batch_size}) is the global batch: it must be a multiple of devices ({self.devices})"),
+            _global_batch(self),
         ]
 
 

@@ -19,7 +19,6 @@ import csv
 import dataclasses
 import io
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -173,11 +172,6 @@ def _plot_curve(rows: list[dict[str, float]], path: Path, title: str) -> None:
 
 # -- the run ------------------------------------------------------------------------------------
 
-def _is_worker_rank() -> bool:
-    """A DDP worker rank re-runs the command: it neither prepares, cleans nor publishes the output (rank 0 does)."""
-    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
-
-
 def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] | None = None) -> RetrainResult:
     """Retrain ``cfg.genotype`` from scratch; write ``model.ckpt``, ``metrics.csv`` and ``curve.png`` into ``cfg.out``.
 
@@ -208,6 +202,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     from .tensorboard import tensorboard_logger
     from .training.checkpoint import init_from_supernet
     from .training.fit import fit_network
+    from .training.ranks import is_primary_process
     from .training.run import RunFolder
     from .training.validation import validation_batches
 
@@ -217,7 +212,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     check_precision(cfg.precision, accelerator)
     genotype_path = Path(cfg.genotype)
     genotype = Genotype.load(genotype_path)
-    run = RunFolder(cfg, RETRAIN_STATE, "retraining", "clearer-nni retrain", primary=not _is_worker_rank())
+    run = RunFolder(cfg, RETRAIN_STATE, "retraining", "clearer-nni retrain", primary=is_primary_process())
     state = run.state
     if state is not None and dict(state["choices"]) != dict(genotype.choices):
         raise ValueError(f"{genotype_path}: the genotype is not the one the interrupted retraining trained "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     from .tensorboard import tensorboard_logger
     from .training.checkpoint import save_supernet
     from .training.fit import fit_supernet
+    from .training.ranks import is_primary_process, process_rank, rank_indices
     from .training.run import RunFolder
 
     cfg.validate()
@@ -108,7 +110,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     accelerator = lightning_accelerator(cfg.device)
     check_precision(cfg.precision, accelerator)
     space_cfg = load_space_file(cfg.space)
-    run = RunFolder(cfg, SEARCH_STATE, "search", "clearer-nni search")
+    run = RunFolder(cfg, SEARCH_STATE, "search", "clearer-nni search", primary=is_primary_process())
     state = run.state
 
     # Data first: every bad input fails before anything is written.
@@ -130,9 +132,10 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
         degradation = make_degradation(cfg.degradation)
     n = cfg.steps * cfg.batch_size
     # Patch i is a pure function of (seed, i): a resumed search skips the patches already used.
-    done = state["step"] * cfg.batch_size if state else 0
-    train_data = Subset(PatchDataset(train_set, cfg.patch_size, degradation, length=n, seed=cfg.seed), range(done, n))
-    val_data = Subset(PatchDataset(val_set, cfg.patch_size, degradation, length=n, seed=cfg.seed + 1), range(done, n))
+    # Under DDP each rank takes its slice of every global batch (.training.ranks).
+    mine = rank_indices(state["step"] if state else 0, cfg.steps, cfg.batch_size, process_rank(), cfg.devices)
+    train_data = Subset(PatchDataset(train_set, cfg.patch_size, degradation, length=n, seed=cfg.seed), mine)
+    val_data = Subset(PatchDataset(val_set, cfg.patch_size, degradation, length=n, seed=cfg.seed + 1), mine)
     monitor = fixed_batches(PatchDataset(val_set, cfg.patch_size, degradation, length=cfg.val_patches,
                                          seed=cfg.seed + 2, augment=False), cfg.batch_size)
     # Training patches (a seed the search never draws) to re-estimate the derived network's BatchNorm.
@@ -143,8 +146,8 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     start = time.time() - (state["seconds"] if state else 0.0)
     saver = _SearchState(staging / "checkpoints", cfg, state, start)
     with run.guard(saver):
-        loader_kw = dict(batch_size=cfg.batch_size, shuffle=False, drop_last=True, num_workers=cfg.workers,
-                         worker_init_fn=worker_init_fn, persistent_workers=cfg.workers > 0,
+        loader_kw = dict(batch_size=cfg.batch_size // cfg.devices, shuffle=False, drop_last=True,
+                         num_workers=cfg.workers, worker_init_fn=worker_init_fn, persistent_workers=cfg.workers > 0,
                          pin_memory=accelerator == "gpu")
         costs = normalise_costs(candidate_costs(space_cfg, cfg.cost_metric, cfg.patch_size))
         arch_lr = effective_arch_lr(cfg.arch_lr, cfg.arch_lr_schedule, cfg.steps - cfg.warmup_steps)
@@ -154,18 +157,27 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
                                 gradient_clip_val=cfg.grad_clip, anneal_fraction=cfg.anneal_fraction,
                                 temperature_min=cfg.temperature_min, lambda_arch_schedule=cfg.lambda_arch_schedule)
         logger = SearchLogger(staging / "search_log.csv", monitor, every=cfg.log_every, calibration=calibration,
-                              total_steps=cfg.steps, on_log=on_log, rows=state["log"] if state else None)
+                              total_steps=cfg.steps, on_log=on_log, rows=state["log"] if state else None,
+                              primary=run.primary)
         oneshot = fit_supernet(ClearerSpace(space_cfg, mixing=cfg.mixing), strategy,
                                RestorationModule(OptimConfig("sgd", cfg.lr, cfg.lr_min, 0.9, 3e-4), cfg.steps),
                                DataLoader(train_data, **loader_kw), DataLoader(val_data, **loader_kw),
                                accelerator=accelerator, callbacks=[logger, saver], progress=cfg.progress,
                                precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile,
-                               total_steps=cfg.steps, logger=tensorboard_logger(staging, "search"))
+                               total_steps=cfg.steps, devices=cfg.devices,
+                               logger=tensorboard_logger(staging, "search") if run.primary else False)
         if oneshot.search_step < cfg.steps:
             raise RuntimeError(f"search stopped early at step {oneshot.search_step} of {cfg.steps}")
+        spread = max((r.get("alpha_rank_diff", 0.0) for r in logger.rows), default=0.0)
+        if spread > 1e-6:  # the last row is the final α: every rank must export the same architecture
+            raise RuntimeError(f"the DDP ranks' α differ by up to {spread:g}: their architectures may differ")
 
-        choices, decision = select_architecture(oneshot, logger, cfg.select)
         probs = oneshot.logit_probs()  # temperature 1: how far the logits decided, whatever τ ended at
+        if not run.primary:  # another DDP rank: rank 0 selects, evaluates and writes
+            return SearchResult(run.out, run.out / "genotype.json", Genotype(space_cfg, dict(oneshot.export()), probs,
+                                                                             {}), math.nan, math.nan,
+                                time.time() - start, logger.rows)
+        choices, decision = select_architecture(oneshot, logger, cfg.select)
         supernet_psnr = logger.evaluate(oneshot)
         derived_psnr = logger.evaluate(oneshot, pins=choices)
         genotype = Genotype(space_cfg, dict(choices), probs, {})
@@ -186,7 +198,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
             "degradation": degradation.describe(), "train_data": train_set.name, "val_data": val_set.name,
             "val_psnr_supernet": supernet_psnr, "val_psnr_derived": derived_psnr,
             "params_derived": count_parameters(genotype.build()), "search_seconds": round(seconds, 2),
-            "device": accelerator, "software": software_versions(),
+            "device": accelerator, "devices": cfg.devices, "alpha_rank_diff": spread, "software": software_versions(),
         }
         genotype.save(staging / "genotype.json")
         if cfg.save_supernet:
@@ -227,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def _run() -> int:
         result = run_search(resolve_search(vars(search_parser().parse_args(argv))))
         g = result.genotype
+        if not g.metadata:  # another DDP rank: rank 0 reports
+            return 0
         print(f"\nsearched architecture ({g.counts()['fusion']} fusion, {g.counts()['parallel']} parallel, "
               f"{g.metadata['params_derived'] / 1e6:.3f} M parameters):\n{g.summary()}")
         print(f"validation PSNR: super-network {result.supernet_psnr:.2f} dB, derived (inherited weights, BatchNorm "

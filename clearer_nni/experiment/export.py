@@ -11,6 +11,9 @@ Reads the experiment's folder on disk, so it works on stopped experiments and wi
 the older ``<dir>/trials/<trial id>/`` is looked at too; ``search`` links to the trial's search folder
 ``<dir>/clearer-searches/param-<parameter id>``, which its ``clearer_trial.json`` names too). The best
 trial is the one with the largest final ``default`` metric (the derived network's validation PSNR).
+A trial that ran on another machine (NNI's remote or Kubernetes training services) left its folders
+there: its final result carries the whole genotype (``genotype_json``), which is used when no file is
+found here.
 
 An experiment id is looked for in ``--workdir``/nni-experiments (default ``runs/nni``, where
 ``python -m clearer_nni.experiment run`` puts experiments), then in ``~/nni-experiments``.
@@ -30,10 +33,13 @@ from typing import Any, Sequence
 
 from .. import outlock
 
-__all__ = ["TrialRecord", "ExperimentNotFound", "finite_or_none", "find_experiment_dir", "load_trials",
+__all__ = ["GENOTYPE_JSON", "TrialRecord", "ExperimentNotFound", "finite_or_none", "find_experiment_dir", "load_trials",
            "best_trial", "export_genotype", "main"]
 
 DEFAULT_WORKDIR = "runs/nni"
+
+#: The final result's key holding the whole genotype (JSON text), for trials run on other machines.
+GENOTYPE_JSON = "genotype_json"
 
 
 def finite_or_none(x: Any) -> float | None:
@@ -73,6 +79,32 @@ class TrialRecord:
         training service, trialConcurrency > 1: parameters go to trials first come, first served)."""
         return self.nni_parameter_id is not None and self.parameter_id is not None and \
             str(self.nni_parameter_id) != str(self.parameter_id)
+
+    @property
+    def genotype_document(self) -> dict[str, Any] | None:
+        """The genotype the trial reported in its final result (``genotype_json``), if any."""
+        text = self.final.get(GENOTYPE_JSON) if self.final else None
+        try:
+            doc = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def genotype(self) -> Any:
+        """The trial's :class:`~clearer_nni.nas.genotype.Genotype`: its file here, else its final result's."""
+        from ..nas.genotype import Genotype
+
+        if self.genotype_path is not None:
+            return Genotype.load(self.genotype_path)
+        doc = self.genotype_document
+        if doc is None:
+            raise ValueError(f"trial {self.trial_id} ({self.status}) has no search/genotype.json"
+                             + (f" in {self.folder}" if self.folder else "") + " and no genotype in its final result")
+        return Genotype.from_dict(doc, source=f"final result of trial {self.trial_id}")
+
+    @property
+    def has_genotype(self) -> bool:
+        return self.genotype_path is not None or self.genotype_document is not None
 
     @property
     def score(self) -> float | None:
@@ -255,7 +287,7 @@ def _genotype_of(rec: TrialRecord, expdir: Path | None = None) -> Path | None:
 
 def best_trial(trials: Sequence[TrialRecord]) -> TrialRecord:
     """The trial with the largest final ``default`` metric that has a genotype."""
-    ranked = [t for t in trials if t.score is not None and t.genotype_path is not None]
+    ranked = [t for t in trials if t.score is not None and t.has_genotype]
     if not ranked:
         states = ", ".join(f"{t.trial_id}: {t.status}" for t in trials) or "no trials"
         raise ValueError(f"no trial has both a final result and a genotype.json ({states})")
@@ -265,29 +297,25 @@ def best_trial(trials: Sequence[TrialRecord]) -> TrialRecord:
 def export_genotype(id_or_dir: str | Path, output: str | Path, trial: str | None = None,
                     workdir: str | Path | None = DEFAULT_WORKDIR, overwrite: bool = False) -> tuple[Path, TrialRecord]:
     """Write the best (or the named) trial's genotype to ``output``, with the trial recorded in its metadata."""
-    from ..nas.genotype import Genotype
-
     expdir = find_experiment_dir(id_or_dir, workdir)
     trials = load_trials(expdir)
     if trial is not None:
         chosen = next((t for t in trials if t.trial_id == trial), None)
         if chosen is None:
             raise ValueError(f"no trial {trial!r} in {expdir}; trials: {', '.join(t.trial_id for t in trials) or 'none'}")
-        if chosen.genotype_path is None:
-            raise ValueError(f"trial {trial} ({chosen.status}) has no search/genotype.json"
-                             + (f" in {chosen.folder}" if chosen.folder else ""))
     else:
         chosen = best_trial(trials)
     output = Path(output)
     if output.exists() and not overwrite:
         raise ValueError(f"{output} exists (pass --overwrite to replace it)")
-    geno = Genotype.load(chosen.genotype_path)
+    geno = chosen.genotype()
     geno.metadata = dict(geno.metadata)
     geno.metadata["nni"] = {"experiment_id": expdir.name, "experiment_dir": str(expdir.resolve()),
                             "trial_id": chosen.trial_id, "sequence_id": chosen.sequence_id,
                             "parameter_id": chosen.parameter_id, "parameters": chosen.parameters,
                             **({"nni_recorded_parameters": chosen.nni_parameters} if chosen.swapped else {}),
-                            "final_metric": chosen.final, "source": str(chosen.genotype_path)}
+                            "final_metric": {k: v for k, v in (chosen.final or {}).items() if k != GENOTYPE_JSON} or None,
+                            "source": str(chosen.genotype_path or f"final result of trial {chosen.trial_id}")}
     if output.parent != Path(""):
         output.parent.mkdir(parents=True, exist_ok=True)
     outlock.acquire(output)  # a second export into the same file is refused at once

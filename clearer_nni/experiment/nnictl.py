@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from ..bundled import LOOPBACK_JS
 from .processes import experiment_processes, experiment_record, experiments_file, trial_processes
+from .remote import log_size, wait_for_training_service
 from .rest import port_in_use, rest_get
 
 __all__ = ["DEFAULT_WORKDIR", "nni_env", "run_nnictl", "check_config", "create_experiment", "resume_experiment",
@@ -100,7 +101,20 @@ def create_experiment(config: str | Path, port: int, workdir: str | Path | None 
     if proc.returncode != 0 or not exp_id:
         lines = [ln for ln in out.strip().splitlines() if "pkg_resources" not in ln]
         raise RuntimeError(f"nnictl create failed (exit code {proc.returncode}):\n" + "\n".join(lines[-15:]))
+    _check_started(exp_id, env["HOME"])
     return exp_id
+
+
+def _check_started(exp_id: str, home: str, since: int = 0) -> None:
+    """``nnictl`` exits 0 before a remote training service has connected: wait for it (:mod:`.remote`)."""
+    record = experiment_record(exp_id, home) or {}
+    if record.get("platform") == "remote":
+        expdir = Path(home) / "nni-experiments" / exp_id
+        try:
+            wait_for_training_service(expdir, lambda: experiment_processes(exp_id, home), since)
+        except RuntimeError:
+            stop_experiment(exp_id, home, timeout=30)  # the manager is shutting down: leave nothing running
+            raise
 
 
 def resume_experiment(exp_id: str, port: int, workdir: str | Path | None = DEFAULT_WORKDIR, public: bool = False,
@@ -124,6 +138,7 @@ def resume_experiment(exp_id: str, port: int, workdir: str | Path | None = DEFAU
                          "them, before resuming")
     if port_in_use(port):
         raise ValueError(f"port {port} is already in use (choose another with --port)")
+    since = log_size(Path(env["HOME"]) / "nni-experiments" / exp_id)
     args = ["resume", exp_id, "--port", str(port)]
     if debug:
         args.append("--debug")
@@ -136,6 +151,7 @@ def resume_experiment(exp_id: str, port: int, workdir: str | Path | None = DEFAU
     if proc.returncode != 0 or answered != exp_id:
         lines = [ln for ln in out.strip().splitlines() if "pkg_resources" not in ln]
         raise RuntimeError(f"nnictl resume failed (exit code {proc.returncode}):\n" + "\n".join(lines[-15:]))
+    _check_started(exp_id, env["HOME"], since)
     return exp_id
 
 

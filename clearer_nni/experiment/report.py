@@ -42,10 +42,8 @@ _SSIM_NOTE = "SSIM: not recorded by these trials (the search measures PSNR only)
 
 
 def _metadata(rec: TrialRecord) -> dict[str, Any]:
-    if rec.genotype_path is None:
-        return {}
     try:
-        return json.loads(rec.genotype_path.read_text(encoding="utf-8")).get("metadata") or {}
+        return rec.genotype().metadata or {} if rec.has_genotype else {}
     except (OSError, ValueError, AttributeError):
         return {}
 

@@ -31,6 +31,9 @@ parameter id.
 A parameter name that is not a search setting, or a bad value, prints ``error: ...`` on stderr
 (``trial.stderr`` in the trial's folder) and exits with code 2: NNI marks the trial FAILED.
 
+With ``--devices N`` the trial's search runs on N devices (Lightning DDP, docs/SCALE.md): only rank 0
+talks to NNI; the other ranks Lightning starts get its resolved settings (:data:`RANK_CONFIG`).
+
 Run outside NNI (no ``NNI_PLATFORM``), it is an ordinary search with ``--out`` (default
 ``runs/trial``) and prints its metrics.
 """
@@ -47,7 +50,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .export import finite_or_none
+from .export import GENOTYPE_JSON, finite_or_none
 
 __all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "SEARCHES", "TrialReporter", "parameter_settings", "experiment_dir",
            "search_folder", "SearchPlan", "plan_search", "default_checkpoint_every", "final_metric", "main"]
@@ -60,6 +63,9 @@ PAIR = "lambdas"
 
 #: Settings a search space may not set: the trial decides them.
 NOT_TUNABLE = {"out", "overwrite", "progress", "resume"}
+
+#: The environment variable giving a trial's settings to the other ranks of its DDP search (``--devices``).
+RANK_CONFIG = "CLEARER_TRIAL_SEARCH_CONFIG"
 
 #: The folder of an experiment holding its trials' searches, one ``param-<parameter id>`` each.
 SEARCHES = "clearer-searches"
@@ -257,8 +263,10 @@ def plan_search(out: Path, cfg: Any) -> SearchPlan:
     return SearchPlan("fresh", note=note)
 
 
-def final_metric(meta: Mapping[str, Any], genotype_path: Path) -> dict[str, Any]:
-    """The final result a trial reports, from its genotype's metadata."""
+def final_metric(meta: Mapping[str, Any], genotype_path: Path, document: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The final result a trial reports, from its genotype's metadata; with ``document`` (the whole
+    genotype), also ``genotype_json``: ``export`` then needs no file of a trial that ran on another machine."""
     key = "val_psnr_finetuned" if meta.get("val_psnr_finetuned") is not None else "val_psnr_derived"
     derived = finite_or_none(meta.get(key))
     if derived is None:
@@ -269,7 +277,8 @@ def final_metric(meta: Mapping[str, Any], genotype_path: Path) -> dict[str, Any]
             "input_psnr": finite_or_none(meta.get("val_psnr_input")), "decided_columns": decided,
             "params": int(meta.get("params_derived", 0)), "genotype": str(Path(genotype_path).resolve()),
             "search_seconds": finite_or_none(meta.get("search_seconds")),
-            "lambda_arch": finite_or_none(meta.get("lambda_arch")), "lambda_comp": finite_or_none(meta.get("lambda_comp"))}
+            "lambda_arch": finite_or_none(meta.get("lambda_arch")), "lambda_comp": finite_or_none(meta.get("lambda_comp")),
+            **({GENOTYPE_JSON: json.dumps(document, separators=(",", ":"))} if document is not None else {})}
 
 
 def _link_search(out_root: Path, target: Path) -> None:
@@ -295,12 +304,16 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    from ..config import resolve_search
+    from ..config import SearchConfig, resolve_search
     from ..runtime import atomic_write_text
     from ..search import run_search, search_parser
+    from ..training.ranks import is_primary_process
 
     flags = vars(search_parser("clearer-nni experiment trial").parse_args(argv))
     flags.pop("resume", None)  # the trial decides (plan_search)
+    if not is_primary_process():  # another DDP rank of this trial's search: only rank 0 talks to NNI
+        run_search(SearchConfig(**json.loads(os.environ[RANK_CONFIG])))
+        return 0
     reporter = TrialReporter()  # captured now, before anything else runs
     params = reporter.receive_parameters()
     print(f"trial {reporter.trial_id} of experiment {reporter.experiment_id}: parameter id {reporter.parameter_id}, "
@@ -348,7 +361,8 @@ def _run(argv: Sequence[str] | None) -> int:
         from ..nas.genotype import Genotype
 
         genotype_path = Path(out) / "genotype.json"
-        final = final_metric(Genotype.load(genotype_path).metadata, genotype_path)
+        genotype = Genotype.load(genotype_path)
+        final = final_metric(genotype.metadata, genotype_path, genotype.to_dict())
         print(f"this parameter id's search had already finished ({genotype_path}): reporting its result again, "
               "not searching", flush=True)
     else:
@@ -363,10 +377,11 @@ def _run(argv: Sequence[str] | None) -> int:
             reporter.intermediate({"default": psnr, "alpha_entropy": finite_or_none(row.get("loss_arch")),
                                    "step": int(row["step"])})
 
+        os.environ[RANK_CONFIG] = json.dumps(dataclasses.asdict(cfg))  # for the DDP ranks Lightning starts
         result = run_search(cfg, on_log=on_log)
         meta = {"val_psnr_derived": result.derived_psnr, "val_psnr_supernet": result.supernet_psnr,
                 "search_seconds": result.seconds, **result.genotype.metadata}
-        final = final_metric(meta, result.genotype_path)
+        final = final_metric(meta, result.genotype_path, result.genotype.to_dict())
     reporter.final(final)
     print(f"final: derived-network val PSNR {final['default']:.3f} dB, {final['params']} parameters, "
           f"genotype {final['genotype']}", flush=True)

@@ -22,6 +22,7 @@ from ..compat import arch_alpha
 from ..metrics import mean_psnr
 from ..runtime import atomic_savefig, disk_full_error
 from ..tensorboard import log_scalars
+from .distributed import alpha_rank_spread, world_size
 
 __all__ = ["SearchLogger", "derived_alpha", "pinned_alpha", "recalibrated_bn"]
 
@@ -105,12 +106,17 @@ class SearchLogger(pl.Callback):
         Rows already logged (a resumed search).
     calibration
         Training batches on which the derived network's BatchNorm statistics are re-estimated.
+    primary
+        False on the other ranks of a DDP search: they log (every rank takes part in the α check,
+        ``alpha_rank_diff``) but neither write nor call ``on_log``.
     """
 
     def __init__(self, path: str | Path, monitor: list[Batch], every: int = 50, total_steps: int | None = None,
                  on_log: Callable[[dict[str, float]], None] | None = None,
-                 rows: list[dict[str, float]] | None = None, calibration: list[Batch] | None = None) -> None:
+                 rows: list[dict[str, float]] | None = None, calibration: list[Batch] | None = None,
+                 primary: bool = True) -> None:
         super().__init__()
+        self.primary = primary
         self.path, self.monitor, self.every = Path(path), monitor, every
         self.calibration = calibration or []
         self.total_steps, self.on_log = total_steps, on_log
@@ -118,7 +124,8 @@ class SearchLogger(pl.Callback):
         self._start = time.time()
         self._fields: list[str] | None = None
         if rows:  # resumed: rewrite the log as of the checkpoint (later rows are redone)
-            self.path.unlink(missing_ok=True)
+            if primary:
+                self.path.unlink(missing_ok=True)
             self._start -= rows[-1]["seconds"]
             for row in rows:
                 self._write(row)
@@ -157,13 +164,17 @@ class SearchLogger(pl.Callback):
         row["val_psnr"] = self.evaluate(pl_module)
         for label, p in pl_module.parallel_probs().items():
             row[f"p_parallel/{label}"] = p
+        if world_size() > 1:
+            row["alpha_rank_diff"] = alpha_rank_spread(pl_module.arch_parameters())
         self._write(row)
         self.rows.append(row)
         log_scalars(trainer, row)
-        if self.on_log is not None:
+        if self.on_log is not None and self.primary:
             self.on_log(row)
 
     def _write(self, row: dict[str, float]) -> None:
+        if not self.primary:
+            return
         new = self._fields is None
         if new:
             self._fields = list(row)

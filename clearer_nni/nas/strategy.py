@@ -23,6 +23,7 @@ from nni.nas.oneshot.pytorch.strategy import DARTS
 
 from ..archs.space import CANDIDATES
 from ..compat import arch_alpha, mixed_softmax, softmax_module
+from .distributed import arch_backward
 from .regularizers import LOG_BASES, arch_entropy_loss, complexity_loss
 from .schedules import TemperatureSoftmax, lambda_arch_at, temperature_at
 
@@ -164,7 +165,7 @@ class ClearerDartsModule(DartsLightningModule):
             loss_arch, loss_comp = self.regularizers()
             loss = loss_res + lambda_arch * loss_arch + self.lambda_comp * loss_comp
             # Only α's gradients are needed here: skipping the weights' saves a large part of backward.
-            self.manual_backward(loss, inputs=alphas)
+            arch_backward(self, loss, alphas)  # averaged over the ranks under DDP (.distributed)
             arc_optim.step()
             record.update(arch_loss_res=loss_res.detach(), loss_arch=loss_arch.detach(),
                           loss_comp=loss_comp.detach(), lambda_arch=torch.tensor(lambda_arch))

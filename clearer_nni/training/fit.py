@@ -57,14 +57,16 @@ def fit_network(cfg: Any, accelerator: str, module: Any, loader: Any,
 def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_loader: Any, *,
                  accelerator: str = "cpu", callbacks: Sequence[Any] = (), progress: bool = True,
                  precision: str = "32", channels_last: bool = False, compile: bool = False,
-                 total_steps: int | None = None, logger: Any = False) -> Any:
+                 total_steps: int | None = None, logger: Any = False, devices: int = 1) -> Any:
     """Search: mutate ``space`` with the one-shot ``strategy``, train it, return the one-shot module.
 
     ``train_loader`` feeds the weight steps and ``val_loader`` the architecture steps (NNI's DARTS
     combines them); both must be NNI-traced ``DataLoader`` s. ``precision`` goes to the Lightning
     ``Trainer``; ``channels_last`` and ``compile`` are applied to the super-network
     (:func:`~clearer_nni.models.fastpath.apply_fast_path`). ``progress`` shows a bar of
-    ``total_steps`` bilevel steps; ``logger`` goes to the ``Trainer`` (TensorBoard).
+    ``total_steps`` bilevel steps; ``logger`` goes to the ``Trainer`` (TensorBoard). ``devices`` > 1: Lightning DDP (gloo on CPU, NCCL on CUDA); the loaders
+    then hold each rank's patches (:func:`~clearer_nni.training.ranks.rank_indices`), and
+    :mod:`clearer_nni.nas.distributed` keeps α the same on every rank.
     """
     from nni.nas.evaluator.pytorch import Lightning, Trainer
 
@@ -72,7 +74,10 @@ def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_
 
     if progress and total_steps:
         callbacks = [*callbacks, StepProgress(total_steps, lambda _trainer, oneshot: oneshot.search_step, "search")]
-    trainer = Trainer(accelerator=accelerator, devices=1, max_epochs=1, callbacks=list(callbacks), logger=logger,
+    # manual optimisation, and α frozen in the weight step: DDP must allow parameters without gradients
+    trainer = Trainer(accelerator=accelerator, devices=devices, max_epochs=1, callbacks=list(callbacks), logger=logger,
+                      strategy="ddp_find_unused_parameters_true" if devices > 1 else "auto",
+                      use_distributed_sampler=False,  # the loaders hold each rank's patches (.ranks)
                       precision=check_precision(precision, accelerator), **_QUIET)
     evaluator = strategy.mutate_evaluator(Lightning(module, trainer, train_dataloaders=train_loader,
                                                     val_dataloaders=val_loader))
