@@ -44,7 +44,7 @@ if [ "$DRY" = 1 ]; then
   declare -A RATE_STEPS=([fp32]=6 [fast]=6 [fast_compile]=6)
   FULL_STEPS=10; RETRAIN_STEPS=6; VAL_EVERY=3; EVAL_FLAGS="--max-images 1"; QUALITY_PROCS=2
   OVERHEAD_FLAGS="--setting tiny --warmup 1 --steps 2 --variants same,bf16"
-  QUALITY_FLAGS="--quick --search-steps 12 --steps 2 --networks searched,random-1 --test-images 1"
+  QUALITY_FLAGS="--quick --search-steps 12 --steps 2 --networks searched-argmax,random-1 --test-images 1"
   # limit, minimum (s) of each stage; the CPU compile stage is meant to hit its limit (the kill path runs)
   declare -A LIMIT=([check]=60 [fp32]=30 [fast]=30 [fast_compile]=5 [overhead]=30 [retrain]=30 [eval]=20 [quality_summary]=20)
   declare -A MIN=([check]=10 [fp32]=10 [fast]=10 [fast_compile]=3 [overhead]=10 [retrain]=10 [eval]=8 [quality]=15 [quality_summary]=8)

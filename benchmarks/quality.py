@@ -495,7 +495,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ns = _parser().parse_args(argv)
+    p = _parser()
+    ns = p.parse_args(argv)
     from clearer_nni.data import load_dataset
     from clearer_nni.evaluate import protocol_pairs
 
@@ -509,6 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                         ("randoms", ns.randoms)) if v is not None})
     seeds = [int(s) for s in ns.seeds.split(",") if s.strip()]
     networks = [n.strip() for n in ns.networks.split(",") if n.strip()] if ns.networks else None
+    known = [*SEARCHED, *FIXED, *(f"random-{k}" for k in range(1, budget.randoms + 1))]
+    if networks and set(networks) - set(known):
+        p.error(f"unknown network(s) {sorted(set(networks) - set(known))}; known: {', '.join(known)}")
     tests = [t.strip() for t in ns.test_sets.split(",") if t.strip()]
     out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
