@@ -421,12 +421,15 @@ def summarise(rows: list[dict[str, Any]], test: str) -> str:
     body += "\n\nTargets:\n\n" + table(["target", "measured", "verdict"], checks)
 
     # spreads: one genotype over seeds (fixed genotypes only: the same network every seed) vs between genotypes
-    fixed_names = [n for n in names if not n.startswith("searched")]
-    seed_sds = [_sd([float(by[(s, n)][f"{test}_psnr"]) for s in seeds if (s, n) in by]) for n in fixed_names]
-    means = [statistics.fmean(float(by[(s, n)][f"{test}_psnr"]) for s in seeds if (s, n) in by) for n in fixed_names]
-    if len(seeds) > 1 and len(means) > 1:
-        body += (f"\n\nSpread ({test}): one fixed genotype over seeds, sd {statistics.fmean(seed_sds):.3f} dB on average "
-                 f"(max {max(seed_sds):.3f}); between the fixed genotypes' seed means, sd {_sd(means):.3f} dB.")
+    values = {n: [float(by[(s, n)][f"{test}_psnr"]) for s in seeds if (s, n) in by]
+              for n in names if not n.startswith("searched")}
+    values = {n: v for n, v in values.items() if len(v) > 1}  # fixed genotypes trained in two seeds or more
+    if len(values) > 1:
+        seed_sds = [_sd(v) for v in values.values()]
+        means = [statistics.fmean(v) for v in values.values()]
+        body += (f"\n\nSpread ({test}, the {len(values)} fixed genotypes trained in more than one seed): one genotype "
+                 f"over seeds, sd {statistics.fmean(seed_sds):.3f} dB on average (max {max(seed_sds):.3f}); between "
+                 f"the genotypes' seed means, sd {_sd(means):.3f} dB.")
     return body
 
 
