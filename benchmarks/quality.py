@@ -536,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bm3d_row = score(bm3d_restore(budget.sigma), pairs)
         body += f"\n\nBM3D (no training): {tests[0]} {bm3d_row[f'{tests[0]}_psnr']:.2f} dB."
     pilot = pilot_summary(out)
-    img = _results.REPO / "docs" / "img" / "quality-equal-budget.png" if not ns.no_append else out / "quality.png"
+    img = _results.REPO / "docs" / "img" / "quality-vs-random.png" if not ns.no_append else out / "quality.png"
     plot(rows, img, tests[0])
     head = (f"Space `{budget.space}`, σ = {budget.sigma:g}. Search (one per seed, the space file's `search:` settings): "
             f"{budget.search_steps} steps, batch {budget.search_batch}, {budget.patch_size}x{budget.patch_size}; weights "
