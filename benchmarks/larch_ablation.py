@@ -85,7 +85,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
                   "super-net dB", "derived dB", "gap dB", "genotypes"], lines)
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+def plot(rows: list[dict[str, Any]], path: Path, space: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,7 +103,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_xticks(range(len(lams)), [f"{lam:g}" for lam in lams])
         ax.set(xlabel="λ1", ylabel=label)
         ax.grid(alpha=0.3)
-    fig.suptitle("L_Arch ablation, demo space (dots: seeds; line: mean)", fontsize=9)
+    fig.suptitle(f"L_Arch ablation, {space} space (dots: seeds; line: mean)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not rows:
         raise SystemExit(f"error: no rows in {rows_path}")
     img = out / "larch-ablation.png" if ns.no_append else _results.REPO / "docs" / "img" / "larch-ablation.png"
-    plot(rows, img)
+    plot(rows, img, ns.space)
     body = (f"Space `{ns.space}` with its `search:` settings, λ1 varied; argmax; polarisation = abs(P(parallel) - 0.5) "
             "at temperature 1; gap = super-network minus derived network (inherited weights, BatchNorm re-estimated) "
             f"on the search's validation patches. Plot: `{img.relative_to(_results.REPO) if not ns.no_append else img}`."

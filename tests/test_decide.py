@@ -126,3 +126,15 @@ def test_finetune_estimate_is_never_below_the_noisy_input(tiny_space, patches):
     broken.register_forward_hook(lambda _m, _inputs, out: out + 1e4 * torch.randn_like(out))
     bad = finetune_estimate(broken, train[:3], monitor, lr=1e-6, eval_every=1)
     assert bad.psnr >= noisy - 1e-3 and math.isfinite(bad.final_psnr)
+
+
+def test_trial_reports_the_fine_tune_estimate_as_its_final_default(tmp_path):
+    from clearer_nni.experiment.trial import final_metric
+
+    meta = {"val_psnr_derived": 12.0, "val_psnr_supernet": 24.0, "val_psnr_input": 14.6, "val_psnr_finetuned": 23.5,
+            "decidedness": {"decided": 11}, "params_derived": 10}
+    final = final_metric(meta, tmp_path / "genotype.json")
+    assert (final["default"], final["supernet_psnr"], final["derived_inherited_psnr"], final["input_psnr"],
+            final["decided_columns"]) == (23.5, 24.0, 12.0, 14.6, 11)
+    # a search without the estimate (the paper's recipe): the derived network with inherited weights
+    assert final_metric({**meta, "val_psnr_finetuned": None}, tmp_path / "g.json")["default"] == 12.0
