@@ -99,3 +99,32 @@ def test_a_space_too_large_to_enumerate_is_searched_by_evolution(searched, tmp_p
     assert method == "evolution" and len(rows) == 6 == len({r["code"] for r in rows})
     again, _ = rank_space(scorer, tmp_path / "r.csv", budget=6, max_enumerate=8, progress=False)
     assert _scores(again) == _scores(rows)
+
+
+def test_the_shared_path_scores_the_exported_network(searched):
+    """Parameters, FLOPs and PSNR of the scorer's shared-module path equal those of the genotype's own network
+    with the transferred weights; the super-network is left as it was."""
+    import torch
+
+    from clearer_nni.archs.space import count_parameters
+    from clearer_nni.metrics import mean_psnr
+    from clearer_nni.nas.ranking import Scorer, choices_of, network_flops
+    from clearer_nni.nas.search_logger import recalibrated_bn
+    from clearer_nni.rank import _search_patches
+    from clearer_nni.training.checkpoint import load_supernet
+
+    geno = Genotype.load(searched / "genotype.json")
+    monitor, calibration = _search_patches(geno, 8, None, None)
+    supernet = load_supernet(searched / "supernet.pt")
+    before = {k: v.clone() for k, v in supernet.state_dict().items()}
+    scorer = Scorer(supernet, calibration, monitor)
+    for code in ("PP|PP", "FP|FF", "FF|PF"):
+        choices = choices_of(geno.space, code)
+        row = scorer.score(choices)
+        network = Genotype(geno.space, choices).build()
+        supernet.transfer_to(network, choices)
+        with recalibrated_bn(network, calibration, "cpu"):
+            psnr = mean_psnr(network, monitor, "cpu")
+        assert row["code"] == code and row["params"] == count_parameters(network)
+        assert row["flops"] == network_flops(network, 1) and row["psnr"] == pytest.approx(psnr, abs=1e-5)
+    assert all(torch.equal(before[k], v) for k, v in supernet.state_dict().items())

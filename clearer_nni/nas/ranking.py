@@ -1,7 +1,8 @@
 """Ranking every architecture of a searched space with the super-network's inherited weights.
 
-Each architecture is the derived network of its choices (:meth:`ClearerSpace.transfer_to`: the chosen
-candidates' and the fixed parts' super-network weights), its BatchNorm statistics re-estimated on the
+Each architecture is the derived network of its choices made of the super-network's own modules
+(:meth:`ClearerSpace.path`: the chosen candidates and the fixed parts, the weights ``retrain
+--init-from-supernet`` copies), its BatchNorm statistics re-estimated on the
 same training patches (:func:`~clearer_nni.nas.search_logger.recalibrated_bn`), scored by its mean PSNR
 on the same fixed validation patches. A space of at most :data:`MAX_ENUMERATE` architectures is ranked
 whole; a larger one by regularized evolution (Real et al. 2019, aging evolution) over the same scorer.
@@ -80,23 +81,35 @@ class Scorer:
     flops_size: int = 64
     device: Any = "cpu"
 
+    def __post_init__(self) -> None:
+        from .regularizers import candidate_costs
+
+        self.supernet.to(self.device)
+        # FLOPs add up over the columns (each column's input shapes are fixed by its cell): counted once
+        # per candidate, and once for the fixed parts (the first candidates' network less its columns)
+        self._column_flops = candidate_costs(self.supernet.config, "flops", self.flops_size)
+        first = {label: CANDIDATES[0] for label in self.supernet.config.labels}
+        self._fixed_flops = network_flops(self.network(first), self.supernet.config.in_channels,
+                                          self.flops_size) - self.flops(first, fixed=0)
+
     def network(self, choices: Mapping[str, str]) -> nn.Module:
-        """The derived network of ``choices`` with the super-network's weights (CPU)."""
-        network = Genotype(self.supernet.config, dict(choices)).build()
-        self.supernet.transfer_to(network, choices)
-        return network
+        """The derived network of ``choices``, made of the super-network's own modules
+        (:meth:`ClearerSpace.path`: its weights, nothing copied)."""
+        return self.supernet.path(choices)
+
+    def flops(self, choices: Mapping[str, str], fixed: int | None = None) -> int:
+        """Forward FLOPs of the architecture on one ``flops_size`` x ``flops_size`` image."""
+        fixed = self._fixed_flops if fixed is None else fixed
+        return int(fixed + sum(self._column_flops[label][name] for label, name in choices.items()))
 
     def score(self, choices: Mapping[str, str]) -> Row:
         """One row of the ranking: the architecture's code, parameters, FLOPs and PSNR (dB)."""
         start = time.time()
         network = self.network(choices)
-        params = count_parameters(network)
-        flops = network_flops(network, self.supernet.config.in_channels, self.flops_size)
-        network.to(self.device)
-        with recalibrated_bn(network, self.calibration, self.device):
+        with recalibrated_bn(network, self.calibration, self.device):  # the super-network's statistics come back
             psnr = mean_psnr(network, self.monitor, self.device)
-        return {"code": Genotype(self.supernet.config, dict(choices)).code(), "params": params, "flops": flops,
-                "psnr": round(psnr, 6), "seconds": round(time.time() - start, 3)}
+        return {"code": Genotype(self.supernet.config, dict(choices)).code(), "params": count_parameters(network),
+                "flops": self.flops(choices), "psnr": round(psnr, 6), "seconds": round(time.time() - start, 3)}
 
 
 def space_size(space: SpaceConfig) -> int:
