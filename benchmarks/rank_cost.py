@@ -1,12 +1,12 @@
 """The cost of ``clearer-nni rank`` on the demo space (4,096 architectures), measured on a sample.
 
 A demo-space super-network (fresh weights: the cost does not depend on them) scores ``--sample``
-architectures drawn uniformly (seeded) exactly as ``rank`` does (:class:`clearer_nni.nas.ranking.Scorer`:
-build + weight transfer, parameters, FLOPs at 64x64, BatchNorm re-estimated on the training patches, PSNR
-on the fixed validation patches); the whole space's time is the sample's mean x 4,096 (an extrapolation,
-said so). The patches are the demo recipe's (48x48, batch 8) and ``rank``'s default 64 of each.
+architectures drawn uniformly (seeded) one by one (:meth:`clearer_nni.nas.ranking.Scorer.score`: parameters,
+FLOPs at 64x64, BatchNorm re-estimated on the training patches, PSNR on the fixed validation patches), and
+blocks of 64 with prefix sharing as ``rank`` does (:meth:`~clearer_nni.nas.ranking.Scorer.score_tree`); the
+whole space's time is a sample's mean per architecture x 4,096 (an extrapolation, said so). The patches are the demo recipe's (48x48, batch 8) and ``rank``'s default 64 of each.
 
-    python benchmarks/rank_cost.py --sample 64
+    python benchmarks/rank_cost.py --sample 64 --subtrees 2
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ import torch
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sample", type=int, default=64)
+    p.add_argument("--subtrees", type=int, default=2, help="64-architecture blocks timed with prefix sharing")
     p.add_argument("--val-patches", type=int, default=64)
     p.add_argument("--no-write", action="store_true", help="print, do not append to docs/RESULTS.md")
     args = p.parse_args()
     torch.set_num_threads(1)
     from clearer_nni.archs.space import ClearerSpace, load_space_file
     from clearer_nni.data import GaussianNoise, PatchDataset, fixed_batches, search_sets
+    from clearer_nni.nas.genotype import Genotype
     from clearer_nni.nas.ranking import Scorer, all_choices, space_size
 
     space = load_space_file("demo")
@@ -47,17 +49,32 @@ def main() -> None:
         start = time.perf_counter()
         scorer.score(choices)
         times.append(time.perf_counter() - start)
-    mean = statistics.mean(times)
+    # prefix sharing (Scorer.score_tree, what rank runs): the 64 architectures below a random 6-column
+    # prefix, walked from the root; the whole tree is 64 such subtrees (their shared root paths counted
+    # in each: the extrapolation overestimates)
+    codes = [Genotype(space, c).code() for c in everything]
+    rng = random.Random(1)
+    tree = []
+    for _ in range(args.subtrees):
+        prefix = rng.choice(codes)[:7]  # 6 columns and the cell separator
+        block = [c for c in codes if c.startswith(prefix)]
+        start = time.perf_counter()
+        scorer.score_tree(block)
+        tree.append((time.perf_counter() - start) / len(block))
     total = space_size(space)
     load = os.getloadavg()[0]
-    body = (f"Space `demo` ({total} architectures), {args.sample} architectures drawn uniformly (seed 0), fresh "
-            f"super-network weights, {args.val_patches} validation + {args.val_patches} BatchNorm-calibration patches "
-            f"of 48x48 in batches of 8 (the demo recipe's), one torch thread; 1-minute load average {load:.1f} at the "
-            "end (2 cores, shared).\n\n"
-            + _results.table(["seconds per architecture (Scorer.score)", "mean", "median", "min", "max"],
-                             [["scoring", mean, statistics.median(times), min(times), max(times)]])
-            + f"\n\n**Whole space, extrapolated from the sample (not run): {mean * total / 60:.1f} minutes** "
-            f"({mean:.3f} s x {total}); the issue's target is under 20 minutes.\n")
+    per, shared = statistics.mean(times), statistics.mean(tree)
+    body = (f"Space `demo` ({total} architectures), fresh super-network weights, {args.val_patches} validation + "
+            f"{args.val_patches} BatchNorm-calibration patches of 48x48 in batches of 8 (the demo recipe's), one torch "
+            f"thread; 1-minute load average {load:.1f} at the end (2 cores, shared). Each architecture alone "
+            f"(`Scorer.score`): {args.sample} drawn uniformly (seed 0). Prefix sharing (`Scorer.score_tree`, what "
+            f"`rank` runs): {args.subtrees} blocks of the 64 architectures below a random 6-column prefix.\n\n"
+            + _results.table(["seconds per architecture", "mean", "median", "min", "max"],
+                             [["each alone", per, statistics.median(times), min(times), max(times)],
+                              ["prefix sharing", shared, statistics.median(tree), min(tree), max(tree)]])
+            + f"\n\n**Whole space, extrapolated from these samples (not run): {shared * total / 60:.1f} minutes with prefix "
+            f"sharing, {per * total / 60:.1f} minutes each alone** ({shared:.3f} s and {per:.3f} s x {total}; "
+            f"sharing: {per / shared:.1f}x); the issue's target is under 20 minutes.\n")
     print(body)
     if not args.no_write:
         _results.append_section("`clearer-nni rank` cost, demo space (benchmarks/rank_cost.py)", body,

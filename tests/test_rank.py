@@ -128,3 +128,23 @@ def test_the_shared_path_scores_the_exported_network(searched):
         assert row["code"] == code and row["params"] == count_parameters(network)
         assert row["flops"] == network_flops(network, 1) and row["psnr"] == pytest.approx(psnr, abs=1e-5)
     assert all(torch.equal(before[k], v) for k, v in supernet.state_dict().items())
+
+
+def test_prefix_sharing_gives_the_per_architecture_scores(searched):
+    from clearer_nni.nas.ranking import Scorer, all_choices
+    from clearer_nni.rank import _search_patches
+    from clearer_nni.training.checkpoint import load_supernet
+
+    geno = Genotype.load(searched / "genotype.json")
+    monitor, calibration = _search_patches(geno, 8, None, None)
+    scorer = Scorer(load_supernet(searched / "supernet.pt"), calibration, monitor)
+    each = [scorer.score(c) for c in all_choices(geno.space)]
+    shared = []
+    scorer.score_tree(emit=shared.append)
+    assert [r["code"] for r in shared] == [r["code"] for r in each]
+    for a, b in zip(shared, each):
+        assert (a["params"], a["flops"]) == (b["params"], b["flops"]) and a["psnr"] == pytest.approx(b["psnr"], abs=1e-4)
+    some = [r["code"] for r in each[3:9]]
+    part = []
+    scorer.score_tree(some, part.append)
+    assert [r["code"] for r in part] == some

@@ -27,10 +27,10 @@ import torch
 import torch.nn as nn
 
 from ..archs.space import CANDIDATES, ClearerSpace, SpaceConfig, count_parameters
-from ..metrics import mean_psnr
+from ..metrics import batch_psnr, mean_psnr
 from ..runtime import atomic_savefig, atomic_write_text
 from .genotype import Genotype
-from .search_logger import recalibrated_bn
+from .search_logger import batch_norms, estimate_bn, kept_bn_stats, recalibrated_bn
 
 __all__ = ["FIELDS", "MAX_ENUMERATE", "RANKING_METHODS", "Scorer", "space_size", "all_choices", "choices_of",
            "rank_space", "read_rows", "pareto_front", "best_row", "write_pareto", "plot_pareto", "network_flops"]
@@ -110,6 +110,56 @@ class Scorer:
             psnr = mean_psnr(network, self.monitor, self.device)
         return {"code": Genotype(self.supernet.config, dict(choices)).code(), "params": count_parameters(network),
                 "flops": self.flops(choices), "psnr": round(psnr, 6), "seconds": round(time.time() - start, 3)}
+
+
+    def score_tree(self, todo: Sequence[str] | None = None, emit: Callable[[Row], None] = lambda row: None) -> None:
+        """Score every architecture (or those whose codes are in ``todo``), in :func:`all_choices` order,
+        sharing the work of common prefixes: a depth-first walk over the columns keeps, after each column,
+        the calibration and validation activations and the BatchNorm statistics the prefix gives, so each
+        architecture only runs what follows its last shared column. The same scores as :meth:`score`
+        (every layer's statistics depend only on the layers before it); ``emit`` gets each row.
+        """
+        config = self.supernet.config
+        labels = config.labels
+        letters = {name[0].upper(): name for name in CANDIDATES}
+        wanted = None if todo is None else {c.replace("|", "")[:d] for c in todo for d in range(len(labels) + 1)}
+        # after each column (and after the stem): the fixed modules that follow it up to the next column
+        after: dict[int, list[nn.Module]] = {-1: [self.supernet.stem]}
+        k = 0
+        for i, cell in enumerate(self.supernet.cells):
+            after.setdefault(k - 1, []).append(self.supernet.transitions[i])
+            k += len(cell)
+        after.setdefault(k - 1, []).append(self.supernet.head)
+        columns = [column for _, column in self.supernet.columns()]
+        inputs = [x.to(self.device) for x, _ in self.monitor]
+        clean = [y.to(self.device) for _, y in self.monitor]
+
+        def run(modules: list[nn.Module], cal: list[Any], mon: list[Any]) -> tuple[list[Any], list[Any]]:
+            for m in modules:  # its BatchNorm statistics from the prefix's calibration activations, then validate
+                cal = estimate_bn(batch_norms(m), lambda: [m(c) for c in cal])  # noqa: B023 - called at once
+                m.eval()
+                with torch.no_grad():
+                    mon = [m(v) for v in mon]
+            return cal, mon
+
+        def walk(prefix: str, start: float, cal: list[Any], mon: list[Any]) -> float:
+            if wanted is not None and prefix not in wanted:
+                return start
+            if len(prefix) == len(labels):
+                out = [o + x if config.global_residual else o for o, x in zip(mon, inputs)]
+                psnr = float(sum(batch_psnr(o, y) for o, y in zip(out, clean))) / len(out)
+                choices = {label: letters[c] for label, c in zip(labels, prefix)}
+                emit({"code": Genotype(config, choices).code(), "params": count_parameters(self.network(choices)),
+                      "flops": self.flops(choices), "psnr": round(psnr, 6), "seconds": round(time.time() - start, 3)})
+                return time.time()
+            for letter, name in letters.items():
+                module = self.supernet._chosen(columns[len(prefix)], name)
+                start = walk(prefix + letter, start, *run([module, *after.get(len(prefix), [])], cal, mon))
+            return start
+
+        with kept_bn_stats(self.supernet):
+            cal = [x.to(self.device) for x, _ in self.calibration]
+            walk("", time.time(), *run(after[-1], cal, inputs))
 
 
 def space_size(space: SpaceConfig) -> int:
@@ -207,22 +257,25 @@ def rank_space(scorer: Scorer, path: str | Path, *, budget: int | None = None, m
     bar = tqdm(total=total if method == "exhaustive" else budget, initial=len(done), desc="rank", unit="arch",
                disable=not progress, dynamic_ncols=True)
 
+    def record(row: Row) -> None:
+        done[row["code"]] = row
+        rows.append(row)
+        append(row)
+        bar.update(1)
+        if on_row is not None:
+            on_row(row)
+
     def score(choices: Mapping[str, str]) -> Row:
         code = Genotype(space, dict(choices)).code()
         if code not in done:
-            row = scorer.score(choices)
-            done[code] = row
-            rows.append(row)
-            append(row)
-            bar.update(1)
-            if on_row is not None:
-                on_row(row)
+            record(scorer.score(choices))
         return done[code]
 
     try:
         if method == "exhaustive":
-            for choices in all_choices(space):
-                score(choices)
+            todo = [c for c in (Genotype(space, ch).code() for ch in all_choices(space)) if c not in done]
+            if todo:
+                scorer.score_tree(todo, record)
         else:
             _evolve(space, score, budget, seed, lambda: len(done))
     finally:
