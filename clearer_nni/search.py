@@ -149,7 +149,8 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
                                 warmup_steps=cfg.warmup_steps, max_steps=cfg.steps, log_base=cfg.log_base,
                                 arch_eval_mode=cfg.arch_eval_mode, arc_learning_rate=arch_lr,
                                 gradient_clip_val=cfg.grad_clip, anneal_fraction=cfg.anneal_fraction,
-                                temperature_min=cfg.temperature_min, lambda_arch_schedule=cfg.lambda_arch_schedule)
+                                temperature_min=cfg.temperature_min, lambda_arch_schedule=cfg.lambda_arch_schedule,
+                                strategy=cfg.strategy)
         logger = SearchLogger(staging / "search_log.csv", monitor, every=cfg.log_every, calibration=calibration,
                               total_steps=cfg.steps, on_log=on_log, rows=state["log"] if state else None,
                               primary=run.primary)
@@ -208,7 +209,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
 RECORDED_SETTINGS = ("recipe", "lambda_arch", "lambda_comp", "arch_lr", "lr", "cost_metric", "log_base", "mixing",
                      "arch_eval_mode", "steps", "warmup_steps", "batch_size", "patch_size", "seed", "precision",
                      "channels_last", "compile", "arch_lr_schedule", "anneal_fraction", "temperature_min",
-                     "lambda_arch_schedule", "select", "finetune_steps", "finetune_lr")
+                     "lambda_arch_schedule", "select", "finetune_steps", "finetune_lr", "strategy")
 
 
 # -- command line ----------------------------------------------------------------------------------
