@@ -243,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.finetuned_psnr is not None:
             print(f"derived network after the {g.metadata['finetune']['steps']}-step fine-tune estimate: "
                   f"{result.finetuned_psnr:.2f} dB (noisy input {g.metadata['val_psnr_input']:.2f} dB)")
+        if g.metadata.get("strategy") == "spos":
+            print(f"note: --strategy spos trains no α, so this genotype is α's argmax at its random start: choose the "
+                  f"architecture with `clearer-nni rank {result.out} --out RANKING`", file=sys.stderr)
         decided = g.decidedness()
         print(decided.line())
         if decided.warning():
