@@ -18,6 +18,7 @@ import collections
 import csv
 import itertools
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,7 +256,8 @@ def rank_space(scorer: Scorer, path: str | Path, *, budget: int | None = None, m
     method = "exhaustive" if total <= max_enumerate else "evolution"
     budget = min(total, budget or max_enumerate)
     bar = tqdm(total=total if method == "exhaustive" else budget, initial=len(done), desc="rank", unit="arch",
-               disable=not progress, dynamic_ncols=True)
+               disable=not progress, dynamic_ncols=True, file=sys.stderr,
+               mininterval=0.1 if sys.stderr.isatty() else 30.0)  # in a log: a line every 30 s
 
     def record(row: Row) -> None:
         done[row["code"]] = row
