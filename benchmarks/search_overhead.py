@@ -10,7 +10,8 @@ from the end of the previous plain step to the end of this step, so it includes 
 and fetching the (in-memory) batch.
 
 Variants: ``same`` (both fp32 NCHW: the overhead of Lightning and NNI), ``channels_last`` and
-``compile`` (the fast path against the plain NCHW step), ``bf16`` (bf16-mixed autocast).
+``compile`` (the fast path against the plain NCHW step), ``bf16`` (bf16-mixed autocast), ``gumbel`` and
+``spos`` (``--strategy``: one candidate per column; ratio / ``same``'s ratio = their step / DARTS's).
 
     python benchmarks/search_overhead.py --setting tiny
     python benchmarks/search_overhead.py --setting paper --warmup 2 --steps 5
@@ -38,6 +39,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "compile": {"compile": True},
     "channels_last+compile": {"channels_last": True, "compile": True},
     "bf16": {"precision": "bf16-mixed"},
+    # single-path super-networks (docs/SEARCH.md) against the same plain two-candidate DARTS step: their
+    # ratio over ``same``'s is the single-path step's cost relative to DARTS's
+    "gumbel": {"strategy": "gumbel"},
+    "spos": {"strategy": "spos"},
 }
 #: space file, batch, patch of each setting (paper: SPEC section 3).
 SETTINGS = {"tiny": ("tiny", 4, 32), "demo": ("demo", 8, 48), "paper": ("denoise", 32, 64)}
@@ -137,6 +142,8 @@ def run_variant(setting: str, variant: str, warmup: int, steps: int, data: str =
     # Both regularisers on (λ2 > 0), no warm-up: every step is a full bilevel step.
     kw = dict(costs=costs, lambda_arch=0.01, lambda_comp=0.01, warmup_steps=0, max_steps=total)
     timings = Timings()
+    fit_kw = {k: v for k, v in VARIANTS[variant].items() if k != "strategy"}
+    strategy_kw = {**kw, "strategy": VARIANTS[variant].get("strategy", "darts")}
 
     class Interleave(pl.Callback):
         def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
@@ -165,11 +172,11 @@ def run_variant(setting: str, variant: str, warmup: int, steps: int, data: str =
     loader_kw = dict(batch_size=batch, shuffle=False, drop_last=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit_supernet(ClearerSpace(space_cfg), ClearerDARTS(**kw), RestorationModule(SEARCH_WEIGHTS, total),
+        fit_supernet(ClearerSpace(space_cfg), ClearerDARTS(**strategy_kw), RestorationModule(SEARCH_WEIGHTS, total),
                      DataLoader(_Repeat(train, batch * total), **loader_kw),
                      DataLoader(_Repeat(val, batch * total), **loader_kw),
                      callbacks=[Interleave()], progress=False, accelerator=lightning_accelerator(device),
-                     **VARIANTS[variant])
+                     **fit_kw)
     return Timings(timings.lightning[warmup:], timings.plain[warmup:])
 
 
@@ -211,13 +218,17 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "-" if target is None else f"<= {target}: {'met' if r <= target else 'NOT met'}"
         rows.append([v, median_spread(t.lightning)[0], median_spread(t.plain)[0], r, f"{rmin:.3f}-{rmax:.3f}", verdict])
         print(f"{v}: ratio {r:.3f} (pairs: {', '.join(f'{x:.3f}' for x in ratios)})", flush=True)
+    ratio_of = {row[0]: row[3] for row in rows}
+    single = [f"{v} step / DARTS step: {ratio_of[v] / ratio_of['same']:.2f}" for v in ("gumbel", "spos")
+              if v in ratio_of and "same" in ratio_of]
     _, batch, patch = SETTINGS[args.setting]
     body = (f"Setting `{args.setting}` (space `{SETTINGS[args.setting][0]}`, batch {batch}, {patch}x{patch}); "
             f"{warmup} untimed + {steps} timed interleaved pairs per variant; torch threads "
             f"{torch.get_num_threads()}; device {args.device}. Ratio = ClearerDARTS step (Lightning + NNI, the variant's settings) / "
             "plain-PyTorch fp32 NCHW step, median of paired ratios (min-max beside it).\n\n"
             + table(["variant", "ClearerDARTS s/step", "plain s/step", "ratio (median)", "ratio min-max", "target"],
-                    rows))
+                    rows)
+            + (f"\n\nSingle-path strategies (each ratio over `same`'s): {'; '.join(single)}." if single else ""))
     print("\n" + body)
     if not args.no_append:
         append_section(f"Search overhead, {args.setting} setting", body, machine=args.machine)

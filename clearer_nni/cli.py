@@ -2,7 +2,7 @@
 
 ::
 
-    clearer-nni search | retrain | evaluate | restore | experiment | export | report | export-model | demo  [options]
+    clearer-nni search | retrain | evaluate | restore | experiment | export | rank | report | export-model | demo  [options]
 
 ``python -m clearer_nni.search`` and ``python -m clearer_nni.retrain`` are the same commands.
 """
@@ -26,6 +26,7 @@ COMMANDS = {
     "restore": ("clearer_nni.restore", "restore your own images with a model (tiled)"),
     "experiment": ("clearer_nni.experiment.launch", "NNI experiments of searches: run, resume, view, stop, status"),
     "export": ("clearer_nni.experiment.export", "the best trial's genotype of an experiment"),
+    "rank": ("clearer_nni.rank", "every architecture of a search's space scored with its super-network: Pareto front"),
     "report": ("clearer_nni.experiment.report", "an experiment's trials: table and Pareto plot"),
     "export-model": ("clearer_nni.export_model", "a model.ckpt as ONNX or TorchScript, checked against PyTorch"),
     "demo": ("clearer_nni.quickstart", "the whole flow on the embedded images (make demo)"),

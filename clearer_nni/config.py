@@ -159,6 +159,9 @@ class SearchConfig(RunOptions, DataOptions):
     temperature_min: float = opt(0.01, "softmax temperature reached at the last step (with --anneal-fraction)")
     lambda_arch_schedule: str = opt("constant", "λ1 constant (paper) or linear from 0 over the α steps",
                                     choices=["constant", "linear"])
+    strategy: str = opt("darts", "super-network: darts (the paper's mixture), spos (one uniformly drawn candidate per "
+                                 "column per step, no α step: choose with clearer-nni rank) or gumbel (GDAS, hard "
+                                 "Gumbel-softmax, straight-through); docs/SEARCH.md", choices=["darts", "spos", "gumbel"])
     select: str = opt("argmax", "derive by argmax of α (paper) or by perturbation (Wang et al. 2021)",
                       choices=["argmax", "perturbation"])
     finetune_steps: int = opt(0, "fine-tune the derived network this many steps to estimate its quality (the "

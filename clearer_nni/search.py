@@ -86,7 +86,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     from nni.nas.evaluator.pytorch import DataLoader
 
     from .archs.space import ClearerSpace, count_parameters, load_space_file
-    from .data import GaussianNoise, holdout_split, load_dataset, make_degradation
+    from .data import GaussianNoise, make_degradation, search_sets
     from .data.patches import PatchDataset, fixed_batches, worker_init_fn
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
@@ -116,16 +116,10 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     # Data first: every bad input fails before anything is written.
     pl.seed_everything(cfg.seed, verbose=False)
     channels = space_cfg.in_channels
-    train_set = load_dataset(cfg.data, "train", channels=channels, root=cfg.data_root)
-    val_set = load_dataset(cfg.val_data or cfg.data, "val", channels=channels, root=cfg.data_root)
-    if sorted(train_set.paths) == sorted(val_set.paths) and not cfg.val_data:
-        # a folder: the architecture step needs images disjoint from the weights', so hold some out
-        train_set, val_set = holdout_split(train_set)
+    train_set, val_set, held_out = search_sets(cfg.data, cfg.val_data, channels, cfg.data_root)
+    if held_out:
         print(f"note: {cfg.data} has no validation split: the weights train on {len(train_set)} of its images, "
               f"α on the other {len(val_set)} (every 5th by name; --val-data chooses them)", file=sys.stderr)
-    if set(train_set.paths) & set(val_set.paths):
-        raise ValueError(f"data {val_set.name!r} shares images with {train_set.name!r}: the architecture step needs "
-                         "images disjoint from the weights' (use a dataset with train/val splits, or --val-data)")
     if cfg.degradation == "gaussian":
         degradation = GaussianNoise(cfg.sigma, clip=cfg.noise_clip)
     else:
@@ -155,7 +149,8 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
                                 warmup_steps=cfg.warmup_steps, max_steps=cfg.steps, log_base=cfg.log_base,
                                 arch_eval_mode=cfg.arch_eval_mode, arc_learning_rate=arch_lr,
                                 gradient_clip_val=cfg.grad_clip, anneal_fraction=cfg.anneal_fraction,
-                                temperature_min=cfg.temperature_min, lambda_arch_schedule=cfg.lambda_arch_schedule)
+                                temperature_min=cfg.temperature_min, lambda_arch_schedule=cfg.lambda_arch_schedule,
+                                strategy=cfg.strategy)
         logger = SearchLogger(staging / "search_log.csv", monitor, every=cfg.log_every, calibration=calibration,
                               total_steps=cfg.steps, on_log=on_log, rows=state["log"] if state else None,
                               primary=run.primary)
@@ -214,7 +209,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
 RECORDED_SETTINGS = ("recipe", "lambda_arch", "lambda_comp", "arch_lr", "lr", "cost_metric", "log_base", "mixing",
                      "arch_eval_mode", "steps", "warmup_steps", "batch_size", "patch_size", "seed", "precision",
                      "channels_last", "compile", "arch_lr_schedule", "anneal_fraction", "temperature_min",
-                     "lambda_arch_schedule", "select", "finetune_steps", "finetune_lr")
+                     "lambda_arch_schedule", "select", "finetune_steps", "finetune_lr", "strategy")
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -248,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.finetuned_psnr is not None:
             print(f"derived network after the {g.metadata['finetune']['steps']}-step fine-tune estimate: "
                   f"{result.finetuned_psnr:.2f} dB (noisy input {g.metadata['val_psnr_input']:.2f} dB)")
+        if g.metadata.get("strategy") == "spos":
+            print(f"note: --strategy spos trains no α, so this genotype is α's argmax at its random start: choose the "
+                  f"architecture with `clearer-nni rank {result.out} --out RANKING`", file=sys.stderr)
         decided = g.decidedness()
         print(decided.line())
         if decided.warning():

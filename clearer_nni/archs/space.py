@@ -269,6 +269,20 @@ class ClearerSpace(_ClearerForward, ModelSpace):
         self.head = Head(prev, c.out_channels)
         init_weights(self)
 
+    @staticmethod
+    def _chosen(column: nn.Module, name: str) -> nn.Module:
+        # the authors' fusion candidate wraps the fusion module (F(P(y))); the derived column is F
+        chosen = column[name]
+        return chosen.fusion if isinstance(chosen, AuthorsFusion) else chosen
+
+    def path(self, choices: Mapping[str, str]) -> "ClearerNetwork":
+        """The derived network of ``choices`` made of this super-network's own modules (shared, not
+        copied: scoring many architectures builds nothing). The super-network must be unfrozen."""
+        cells = nn.ModuleList(nn.ModuleList(self._chosen(column, choices[column_label(i, j)])
+                                            for j, column in enumerate(cell, start=1))
+                              for i, cell in enumerate(self.cells, start=1))
+        return ClearerNetwork(self.config, self.stem, self.transitions, cells, self.head)
+
     def transfer_to(self, network: "ClearerNetwork", choices: Mapping[str, str]) -> int:
         """Copy this super-network's weights of the candidates ``choices`` picks (and of the fixed parts:
         stem, transitions, head) into the derived ``network``; return the number of tensors copied.
@@ -276,20 +290,11 @@ class ClearerSpace(_ClearerForward, ModelSpace):
         The super-network must be unfrozen (its columns still ``LayerChoice`` s, e.g. a fresh space that
         loaded a search's ``supernet.pt``). Raises ``ValueError`` when a part does not fit.
         """
-        pairs = [(network.stem, self.stem), (network.transitions, self.transitions), (network.head, self.head)]
-        derived = dict(network.columns())
-        for label, column in self.columns():
-            chosen = column[choices[label]]
-            # the authors' fusion candidate wraps the fusion module (F(P(y))); the derived column is F
-            pairs.append((derived[label], chosen.fusion if isinstance(chosen, AuthorsFusion) else chosen))
-        copied = 0
-        for target, source in pairs:
-            try:
-                target.load_state_dict(source.state_dict(), strict=True)
-            except RuntimeError as exc:
-                raise ValueError(f"the super-network's weights do not fit the derived network: {exc}") from None
-            copied += len(target.state_dict())
-        return copied
+        try:
+            network.load_state_dict(self.path(choices).state_dict(), strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"the super-network's weights do not fit the derived network: {exc}") from None
+        return len(network.state_dict())
 
     def to_network(self) -> "ClearerNetwork":
         """The plain-PyTorch network of a frozen space (``space.freeze(sample).to_network()``)."""

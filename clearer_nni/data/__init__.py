@@ -13,6 +13,7 @@ from .datasets import (
     list_images,
     load_dataset,
     register_dataset,
+    search_sets,
 )
 from .degradations import (
     Degradation,
@@ -80,6 +81,7 @@ __all__ = [
     "max_pixels",
     "MAX_PIXELS",
     "register_dataset",
+    "search_sets",
     "standard_noisy",
     "to_luma",
     "worker_init_fn",

@@ -22,6 +22,7 @@ __all__ = [
     "available_datasets",
     "default_data_root",
     "holdout_split",
+    "search_sets",
     "list_images",
     "load_dataset",
     "register_dataset",
@@ -380,6 +381,28 @@ def holdout_split(data: ImageSet, every: int = 5) -> tuple[ImageSet, ImageSet]:
         return ImageSet(data.name, [data.images[i] for i in keep], [data.paths[i] for i in keep], targets)
 
     return subset([i for i in order if i not in held]), subset([i for i in order if i in held])
+
+
+def search_sets(data: str, val_data: str | None, channels: int = 1,
+                root: Optional[str] = None) -> tuple[ImageSet, ImageSet, bool]:
+    """A search's (weights, α) image sets: ``data``'s train split and ``val_data``'s (else ``data``'s) val
+    split; a set without a separate val split is held out from (:func:`holdout_split`). Returns the two
+    sets and whether they were held out.
+
+    Raises
+    ------
+    ValueError
+        The two sets share images (the architecture step needs images disjoint from the weights').
+    """
+    train_set = load_dataset(data, "train", channels=channels, root=root)
+    val_set = load_dataset(val_data or data, "val", channels=channels, root=root)
+    held_out = sorted(train_set.paths) == sorted(val_set.paths) and not val_data
+    if held_out:  # a folder: the architecture step needs images disjoint from the weights', so hold some out
+        train_set, val_set = holdout_split(train_set)
+    if set(train_set.paths) & set(val_set.paths):
+        raise ValueError(f"data {val_set.name!r} shares images with {train_set.name!r}: the architecture step needs "
+                         "images disjoint from the weights' (use a dataset with train/val splits, or --val-data)")
+    return train_set, val_set, held_out
 
 
 def load_dataset(spec: str, split: str = "train", channels: int = 1, root: Optional[str] = None,

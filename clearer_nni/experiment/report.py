@@ -79,8 +79,11 @@ def trial_table(trials: Sequence[TrialRecord]):
         row["params (M)"] = None if n_params is None else n_params / 1e6
         row["search time (s)"] = _first(final.get("search_seconds"), meta.get("search_seconds"))
         row["supernet PSNR (dB)"] = _first(final.get("supernet_psnr"), meta.get("val_psnr_supernet"))
+        # the super-network's strategy (search --strategy); genotypes from before it: DARTS
+        row["strategy"] = next((v for v in (params.get("strategy"), meta.get("strategy")) if isinstance(v, str)),
+                               "darts")
         for key, value in sorted(params.items()):
-            if key not in ("lambda_arch", "lambda_comp", "lambda1", "lambda2", "lambdas"):
+            if key not in ("lambda_arch", "lambda_comp", "lambda1", "lambda2", "lambdas", "strategy"):
                 row[key] = value
         rows.append(row)
     df = pd.DataFrame(rows)

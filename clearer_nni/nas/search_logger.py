@@ -24,7 +24,7 @@ from ..runtime import atomic_savefig, disk_full_error
 from ..tensorboard import log_scalars
 from .distributed import alpha_rank_spread, world_size
 
-__all__ = ["SearchLogger", "derived_alpha", "pinned_alpha", "recalibrated_bn"]
+__all__ = ["SearchLogger", "batch_norms", "derived_alpha", "estimate_bn", "kept_bn_stats", "pinned_alpha", "recalibrated_bn"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -58,33 +58,53 @@ def derived_alpha(oneshot: Any) -> Any:
     return pinned_alpha(oneshot, None)
 
 
+def batch_norms(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """``net``'s BatchNorm layers."""
+    return [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
 @contextmanager
-def recalibrated_bn(net: torch.nn.Module, batches: list[Batch], device: Any) -> Iterator[None]:
-    """Temporarily re-estimate every BatchNorm's running statistics on ``batches`` (cumulative
-    average, no gradient), then put the original statistics back."""
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not batches or not bns:
-        yield
-        return
+def kept_bn_stats(net: torch.nn.Module) -> Iterator[list[torch.nn.Module]]:
+    """Yield ``net``'s BatchNorm layers; put their running statistics (and momentum) back at the end."""
+    bns = batch_norms(net)
     saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
              for m in bns]
     try:
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative moving average over the calibration batches
-            m.train()
-        with torch.no_grad():
-            for degraded, _ in batches:
-                net(degraded.to(device))
-        for m in bns:
-            m.eval()
-        yield
+        yield bns
     finally:
         for m, (momentum, mean, var, count) in zip(bns, saved):
             m.momentum = momentum
             m.running_mean.copy_(mean)
             m.running_var.copy_(var)
             m.num_batches_tracked.copy_(count)
+
+
+def estimate_bn(bns: list[torch.nn.Module], run: Callable[[], Any]) -> Any:
+    """Re-estimate the BatchNorm layers ``bns``' running statistics on what ``run()`` feeds them (cumulative
+    average over its batches, no gradient); return what it returns, the layers left in eval mode."""
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the calibration batches
+        m.train()
+    with torch.no_grad():
+        out = run()
+    for m in bns:
+        m.eval()
+    return out
+
+
+@contextmanager
+def recalibrated_bn(net: torch.nn.Module, batches: list[Batch], device: Any) -> Iterator[None]:
+    """Temporarily re-estimate every BatchNorm's running statistics on ``batches`` (cumulative
+    average, no gradient), then put the original statistics back."""
+    with kept_bn_stats(net) as bns:
+        if batches and bns:
+            def run() -> None:
+                for degraded, _ in batches:
+                    net(degraded.to(device))
+
+            estimate_bn(bns, run)
+        yield
 
 
 class SearchLogger(pl.Callback):

@@ -8,12 +8,14 @@ counts both optimisers' steps.
 
 Options that make a short search decide (:mod:`.schedules`; their neutral values are the paper's
 recipe): a softmax temperature annealed toward one-hot over the last part of the search, and a λ1
-schedule. The α learning rate is given already scaled (``effective_arch_lr``).
+schedule. The α learning rate is given already scaled (``effective_arch_lr``). ``strategy``: DARTS's
+mixture (the paper) or a single-path super-network (:mod:`.single_path`: ``spos`` has no α step).
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Mapping
 
 import torch
@@ -25,7 +27,8 @@ from ..archs.space import CANDIDATES
 from ..compat import arch_alpha, mixed_softmax, softmax_module
 from .distributed import arch_backward
 from .regularizers import LOG_BASES, arch_entropy_loss, complexity_loss
-from .schedules import TemperatureSoftmax, lambda_arch_at, temperature_at
+from .schedules import lambda_arch_at, temperature_at
+from .single_path import PathSampler, SinglePathMixedLayer
 
 __all__ = ["ClearerDARTS", "ClearerDartsModule", "StepRecord"]
 
@@ -58,6 +61,8 @@ class ClearerDartsModule(DartsLightningModule):
         of ``max_steps`` (0: never, the paper).
     lambda_arch_schedule
         ``constant`` (paper) or ``linear`` (λ1 from 0 to ``lambda_arch`` over the α steps).
+    strategy
+        ``darts`` (paper), ``spos`` or ``gumbel`` (:mod:`.single_path`; ``spos`` trains no α).
     """
 
     def __init__(self, training_module: Any, *, costs: Mapping[str, Mapping[str, float]],
@@ -65,7 +70,7 @@ class ClearerDartsModule(DartsLightningModule):
                  log_base: str = "e", arch_eval_mode: bool = False, arc_learning_rate: float = 3e-4,
                  gradient_clip_val: float | None = 5.0, max_steps: int | None = None,
                  anneal_fraction: float = 0.0, temperature_min: float = 1.0,
-                 lambda_arch_schedule: str = "constant") -> None:
+                 lambda_arch_schedule: str = "constant", strategy: str = "darts") -> None:
         super().__init__(training_module, arc_learning_rate=arc_learning_rate,
                          gradient_clip_val=gradient_clip_val, log_prob_every_n_step=10 ** 9, warmup_epochs=0)
         for name, value in (("lambda_arch", lambda_arch), ("lambda_comp", lambda_comp)):
@@ -87,6 +92,7 @@ class ClearerDartsModule(DartsLightningModule):
         lambda_arch_at(lambda_arch, lambda_arch_schedule, 0, 1)  # validates
         self.anneal_fraction, self.temperature_min = float(anneal_fraction), float(temperature_min)
         self.lambda_arch_schedule = lambda_arch_schedule
+        self.strategy = strategy
         self.search_step = 0
         self.last_record: StepRecord = {}
         self._columns: list[tuple[str, nn.Module, torch.Tensor]] | None = None
@@ -112,7 +118,8 @@ class ClearerDartsModule(DartsLightningModule):
 
     def column_probs(self) -> list[torch.Tensor]:
         """softmax(α / τ) of each column (what the super-network mixes with), differentiable w.r.t. α."""
-        return [mixed_softmax(m, arch_alpha(m)) for _, m, _ in self.mixed_columns()]
+        return [getattr(softmax_module(m), "probs", partial(mixed_softmax, m))(arch_alpha(m))  # soft, not a sample
+                for _, m, _ in self.mixed_columns()]
 
     @property
     def temperature(self) -> float:
@@ -124,7 +131,7 @@ class ClearerDartsModule(DartsLightningModule):
         """Set τ for ``step`` (0-based) of the schedule on every column; return it."""
         tau = temperature_at(step, self.max_steps or 1, self.anneal_fraction, self.temperature_min)
         for _, m, _ in self.mixed_columns():
-            if isinstance(softmax_module(m), TemperatureSoftmax):
+            if isinstance(softmax_module(m), PathSampler):
                 softmax_module(m).tau = tau
         return tau
 
@@ -152,7 +159,7 @@ class ClearerDartsModule(DartsLightningModule):
         record: StepRecord = {}
 
         tau = self.set_temperature(self.search_step)  # a function of the step: a resumed search agrees
-        if self.search_step >= self.warmup_steps:
+        if self.search_step >= self.warmup_steps and self.strategy != "spos":
             alpha_steps = (self.max_steps or self.search_step + 1) - self.warmup_steps
             lambda_arch = lambda_arch_at(self.lambda_arch, self.lambda_arch_schedule,
                                          self.search_step - self.warmup_steps, alpha_steps)
@@ -214,7 +221,7 @@ class ClearerDARTS(DARTS):
     arc_learning_rate, gradient_clip_val
         α's Adam learning rate (betas (0.5, 0.999), weight decay 1e-3, from NNI's DARTS); the weights'
         gradient-norm clip.
-    anneal_fraction, temperature_min, lambda_arch_schedule
+    anneal_fraction, temperature_min, lambda_arch_schedule, strategy
         See :class:`ClearerDartsModule` (defaults: the paper's recipe).
     """
 
@@ -222,15 +229,18 @@ class ClearerDARTS(DARTS):
                  lambda_comp: float = 0.0, warmup_steps: int = 0, max_steps: int | None = None,
                  log_base: str = "e", arch_eval_mode: bool = False, arc_learning_rate: float = 3e-4,
                  gradient_clip_val: float | None = 5.0, anneal_fraction: float = 0.0, temperature_min: float = 1.0,
-                 lambda_arch_schedule: str = "constant", **kwargs: Any) -> None:
+                 lambda_arch_schedule: str = "constant", strategy: str = "darts", **kwargs: Any) -> None:
+        # single-path columns run only their sampled candidate (the hook comes before NNI's defaults)
+        kwargs["mutation_hooks"] = [SinglePathMixedLayer.mutate, *kwargs.get("mutation_hooks", [])]
         super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val,
                          log_prob_every_n_step=10 ** 9, warmup_epochs=0, **kwargs)
         self.module_kwargs = dict(costs=costs, lambda_arch=lambda_arch, lambda_comp=lambda_comp,
                                   warmup_steps=warmup_steps, log_base=log_base, arch_eval_mode=arch_eval_mode,
                                   arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val,
                                   max_steps=max_steps, anneal_fraction=anneal_fraction,
-                                  temperature_min=temperature_min, lambda_arch_schedule=lambda_arch_schedule)
-        self._softmax = TemperatureSoftmax(-1)
+                                  temperature_min=temperature_min, lambda_arch_schedule=lambda_arch_schedule,
+                                  strategy=strategy)
+        self._softmax = PathSampler(strategy)
 
     def configure_softmax(self) -> nn.Module:
         """One τ-softmax shared by every column (NNI asks once per mixed layer)."""
