@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = read_rows(rows_path)
     if not rows:
         raise SystemExit(f"error: no rows in {rows_path}")
-    img = out / "larch-ablation.png" if ns.no_append else _results.REPO / "docs" / "img" / "larch-ablation.png"
+    img = out / "larch-ablation.png" if ns.no_append else _results.REPO / "docs" / "img" / f"larch-ablation-{Path(ns.space).stem}.png"
     plot(rows, img, ns.space)
     body = (f"Space `{ns.space}` with its `search:` settings, λ1 varied; argmax; polarisation = abs(P(parallel) - 0.5) "
             "at temperature 1; gap = super-network minus derived network (inherited weights, BatchNorm re-estimated) "
