@@ -36,8 +36,9 @@ from .export import (DEFAULT_WORKDIR, TrialRecord, add_experiment_arguments, bes
 __all__ = ["trial_table", "pareto_front", "to_markdown", "plot_pareto", "write_report", "main"]
 
 _PSNR_NOTE = ("PSNR: final 'default' metric of each trial = the derived network's PSNR (dB) on the search's "
-              "fixed validation patches, with weights inherited from the super-network and BatchNorm statistics re-estimated (not retrained; the "
-              "paper's Table 5 is BSD500 test PSNR after retraining).")
+              "fixed validation patches, with weights inherited from the super-network and BatchNorm statistics "
+              "re-estimated, after the search's short fine-tune when it ran one (finetune_steps; the demo recipe's "
+              "50 steps); not retrained: the paper's Table 5 is BSD500 test PSNR after retraining.")
 _SSIM_NOTE = "SSIM: not recorded by these trials (the search measures PSNR only); column omitted."
 
 
