@@ -167,8 +167,7 @@ def estimator(budget: Budget, seed: int, folder: Path, data: tuple[Any, Any], se
     """The trial metric of any genotype in this seed's super-network: the fine-tune estimate with the
     search's settings (its ``finetune_steps`` from the space file, else 100)."""
     from clearer_nni.archs.space import load_space_file
-    from clearer_nni.data import GaussianNoise
-    from clearer_nni.data.patches import PatchDataset, fixed_batches
+    from clearer_nni.data import GaussianNoise, search_batches
     from clearer_nni.nas.estimate import derived_network, finetune_estimate
     from clearer_nni.config import resolve_search
 
@@ -177,11 +176,10 @@ def estimator(budget: Budget, seed: int, folder: Path, data: tuple[Any, Any], se
     lr = float(recipe.finetune_lr)
     noise = GaussianNoise(budget.sigma)
     train_set, val_set = data
-    # the same patches as the search's own monitor and fine-tune (seeds + 2 and + 4, clearer_nni.search)
-    monitor = fixed_batches(PatchDataset(val_set, budget.patch_size, noise, length=budget.val_patches,
-                                         seed=seed + 2, augment=False), budget.search_batch)
-    batches = fixed_batches(PatchDataset(train_set, budget.patch_size, noise, length=steps * budget.search_batch,
-                                         seed=seed + 4), budget.search_batch)
+    # the same patches as the search's own monitor and fine-tune
+    fixed = search_batches(train_set, val_set, budget.patch_size, noise, seed, budget.val_patches, budget.search_batch,
+                           steps)
+    monitor, batches = fixed["monitor"], fixed["finetune"]
     state = torch.load(folder / "supernet.pt", weights_only=True)["state_dict"]
 
     def estimate(genotype: Any) -> float:

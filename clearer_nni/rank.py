@@ -15,7 +15,6 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 __all__ = ["rank_run", "main"]
@@ -24,8 +23,8 @@ __all__ = ["rank_run", "main"]
 def _search_patches(genotype: Any, val_patches: int, batch_size: int | None, data_root: str | None) -> tuple[list, list]:
     """The search's fixed validation patches and BatchNorm calibration patches (the seeds ``run_search`` draws
     them with), from what its genotype records."""
-    from .data import PatchDataset, fixed_batches, search_sets
-    from .retrain import _degradation, dataset_spec
+    from .data import degradation_for, search_batches, search_sets
+    from .retrain import dataset_spec
 
     gm = genotype.metadata
     for key in ("train_data", "val_data", "patch_size", "seed"):
@@ -33,12 +32,10 @@ def _search_patches(genotype: Any, val_patches: int, batch_size: int | None, dat
             raise ValueError(f"the search's genotype.json does not record {key!r}: cannot rebuild its patches")
     data, val = dataset_spec(gm["train_data"]), dataset_spec(gm["val_data"])
     train_set, val_set, _ = search_sets(data, None if val == data else val, genotype.space.in_channels, data_root)
-    degradation = _degradation(SimpleNamespace(degradation=None, sigma=None, noise_clip=None), gm.get("degradation"))
-    size, seed, batch = int(gm["patch_size"]), int(gm["seed"]), int(batch_size or gm.get("batch_size", 32))
-    monitor = fixed_batches(PatchDataset(val_set, size, degradation, length=val_patches, seed=seed + 2, augment=False),
-                            batch)
-    calibration = fixed_batches(PatchDataset(train_set, size, degradation, length=val_patches, seed=seed + 3), batch)
-    return monitor, calibration
+    degradation = degradation_for(recorded=gm.get("degradation"))
+    batch = int(batch_size or gm.get("batch_size", 32))
+    fixed = search_batches(train_set, val_set, int(gm["patch_size"]), degradation, int(gm["seed"]), val_patches, batch)
+    return fixed["monitor"], fixed["calibration"]
 
 
 def rank_run(run_dir: str | Path, out: str | Path, *, max_params: int | None = None, max_flops: int | None = None,

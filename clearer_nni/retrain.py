@@ -66,22 +66,6 @@ def dataset_spec(name: str) -> str:
     return name.split("/", 1)[0]
 
 
-def _degradation(cfg: RetrainConfig, recorded: Any) -> Any:
-    """The training degradation: the flags, falling back on the search's recorded one, then Gaussian σ 50."""
-    from .data import GaussianNoise, make_degradation
-
-    recorded = recorded if isinstance(recorded, dict) else {}
-    kind = cfg.degradation or recorded.get("kind") or "gaussian"
-    if kind in ("gaussian", "noise"):
-        same = recorded.get("kind") in ("gaussian", "noise")
-        sigma = cfg.sigma if cfg.sigma is not None else (recorded.get("sigma", 50.0) if same else 50.0)
-        clip = cfg.noise_clip if cfg.noise_clip is not None else (bool(recorded.get("clip")) if same else False)
-        return GaussianNoise(tuple(sigma) if isinstance(sigma, list) else sigma, clip=clip)
-    if kind == recorded.get("kind"):
-        return make_degradation(kind, **{k: v for k, v in recorded.items() if k != "kind"})
-    return make_degradation(kind)
-
-
 def _resolve_supernet(value: str | None, genotype_path: Path) -> Path | None:
     if value is None:
         return None
@@ -193,7 +177,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
     """
     from torch.utils.data import Subset
 
-    from .data import load_dataset, make_loader
+    from .data import degradation_for, load_dataset, make_loader
     from .data.patches import PatchDataset
     from .models.fastpath import apply_fast_path, check_precision
     from .models.restoration import OptimConfig, RestorationModule
@@ -231,7 +215,7 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
         raise ValueError(f"validation data {val_set.name!r} shares {len(shared)} image(s) with the training data "
                          f"{train_set.name!r} (e.g. {min(shared)}): model selection needs disjoint images (pass "
                          "--val-data, or use a dataset with train/val splits)")
-    degradation = _degradation(cfg, gm.get("degradation"))
+    degradation = degradation_for(cfg.degradation, cfg.sigma, cfg.noise_clip, gm.get("degradation"))
     val_batches, val_desc = validation_batches(val_set, cfg, degradation)
 
     pl.seed_everything(cfg.seed, verbose=False)

@@ -86,8 +86,8 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     from nni.nas.evaluator.pytorch import DataLoader
 
     from .archs.space import ClearerSpace, count_parameters, load_space_file
-    from .data import GaussianNoise, make_degradation, search_sets
-    from .data.patches import PatchDataset, fixed_batches, worker_init_fn
+    from .data import degradation_for, search_batches, search_sets
+    from .data.patches import PatchDataset, worker_init_fn
     from .models.fastpath import check_precision
     from .models.restoration import OptimConfig, RestorationModule
     from .nas.diagram import draw_genotype
@@ -120,21 +120,17 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     if held_out:
         print(f"note: {cfg.data} has no validation split: the weights train on {len(train_set)} of its images, "
               f"α on the other {len(val_set)} (every 5th by name; --val-data chooses them)", file=sys.stderr)
-    if cfg.degradation == "gaussian":
-        degradation = GaussianNoise(cfg.sigma, clip=cfg.noise_clip)
-    else:
-        degradation = make_degradation(cfg.degradation)
+    degradation = degradation_for(cfg.degradation, cfg.sigma, cfg.noise_clip)
     n = cfg.steps * cfg.batch_size
     # Patch i is a pure function of (seed, i): a resumed search skips the patches already used.
     # Under DDP each rank takes its slice of every global batch (.training.ranks).
     mine = rank_indices(state["step"] if state else 0, cfg.steps, cfg.batch_size, process_rank(), cfg.devices)
     train_data = Subset(PatchDataset(train_set, cfg.patch_size, degradation, length=n, seed=cfg.seed), mine)
     val_data = Subset(PatchDataset(val_set, cfg.patch_size, degradation, length=n, seed=cfg.seed + 1), mine)
-    monitor = fixed_batches(PatchDataset(val_set, cfg.patch_size, degradation, length=cfg.val_patches,
-                                         seed=cfg.seed + 2, augment=False), cfg.batch_size)
-    # Training patches (a seed the search never draws) to re-estimate the derived network's BatchNorm.
-    calibration = fixed_batches(PatchDataset(train_set, cfg.patch_size, degradation, length=cfg.val_patches,
-                                             seed=cfg.seed + 3), cfg.batch_size)
+    # the fixed batches (validation monitor, BatchNorm calibration, fine-tune), seeded apart from the streams
+    fixed = search_batches(train_set, val_set, cfg.patch_size, degradation, cfg.seed, cfg.val_patches,
+                           cfg.batch_size, cfg.finetune_steps)
+    monitor, calibration = fixed["monitor"], fixed["calibration"]
 
     staging = run.open()
     start = time.time() - (state["seconds"] if state else 0.0)
@@ -179,10 +175,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
         finetune = None
         if cfg.finetune_steps:
             finetune = finetune_estimate(derived_network(genotype, oneshot.training_module.model.state_dict()),
-                                         fixed_batches(PatchDataset(train_set, cfg.patch_size, degradation,
-                                                                    length=cfg.finetune_steps * cfg.batch_size,
-                                                                    seed=cfg.seed + 4), cfg.batch_size),
-                                         monitor, lr=cfg.finetune_lr, device=oneshot.device)
+                                         fixed["finetune"], monitor, lr=cfg.finetune_lr, device=oneshot.device)
         seconds = time.time() - start
         genotype.metadata = {
             **{k: getattr(cfg, k) for k in RECORDED_SETTINGS},

@@ -16,6 +16,7 @@ from .datasets import (
     search_sets,
 )
 from .degradations import (
+    degradation_for,
     Degradation,
     GaussianNoise,
     JPEGCompression,
@@ -27,6 +28,7 @@ from .degradations import (
 from .images import (MAX_PIXELS, DataError, bit_depth, load_image, max_pixels, probe_image, read_image,
                      set_max_pixels, to_channels, to_luma, write_image)
 from .patches import (
+    search_batches,
     PatchDataset,
     center_crop_multiple,
     dihedral,
@@ -49,6 +51,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "degradation_for",
+    "search_batches",
     "DEFAULT_DATA_ROOT",
     "DataError",
     "Degradation",

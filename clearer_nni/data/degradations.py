@@ -14,6 +14,7 @@ import numpy as np
 from .images import DataError
 
 __all__ = [
+    "degradation_for",
     "Degradation",
     "GaussianNoise",
     "JPEGCompression",
@@ -292,3 +293,20 @@ def paper_noisy(clean: np.ndarray, sigma: float) -> np.ndarray:
     s = _check_sigma(sigma, "paper_noisy")
     x = np.asarray(clean)
     return _noise_uint8(x, np.random.RandomState(0).normal(0, s, x.shape))
+
+
+def degradation_for(kind: str | None = None, sigma: float | None = None, clip: bool | None = None,
+                    recorded: dict[str, Any] | None = None) -> Degradation:
+    """The degradation a run asks for: each of ``kind``, ``sigma`` and ``clip`` that is ``None`` falls back
+    on ``recorded`` (a search's ``Degradation.describe()``, e.g. from a genotype), then on Gaussian σ 50
+    float noise. One rule for search, retrain and rank."""
+    recorded = recorded if isinstance(recorded, dict) else {}
+    kind = kind or recorded.get("kind") or "gaussian"
+    if kind in ("gaussian", "noise"):
+        same = recorded.get("kind") in ("gaussian", "noise")
+        sigma = sigma if sigma is not None else (recorded.get("sigma", 50.0) if same else 50.0)
+        clip = clip if clip is not None else (bool(recorded.get("clip")) if same else False)
+        return GaussianNoise(tuple(sigma) if isinstance(sigma, list) else sigma, clip=clip)
+    if kind == recorded.get("kind"):
+        return make_degradation(kind, **{k: v for k, v in recorded.items() if k != "kind"})
+    return make_degradation(kind)

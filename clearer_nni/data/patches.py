@@ -5,7 +5,7 @@ workers, their order, or what was drawn before.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from .images import DataError
 
 __all__ = [
     "PatchDataset",
+    "search_batches",
     "center_crop_multiple",
     "dihedral",
     "eval_pairs",
@@ -319,4 +320,26 @@ def eval_pairs(data: ImageSet, degradation: Union[Degradation, ProtocolFn, None]
         else:
             degraded = degradation(clean)  # type: ignore[call-arg]
         out.append((np.asarray(degraded, dtype=np.float32), clean, p))
+    return out
+
+
+def search_batches(train_set: Any, val_set: Any, patch_size: int, degradation: Any, seed: int, val_patches: int,
+                   batch_size: int, finetune_steps: int = 0) -> dict[str, list]:
+    """The fixed batches a search draws besides its training stream, by purpose and seed, so that
+    whoever re-scores a search (``rank``, the benchmarks) sees the same patches:
+
+    - ``monitor``: ``val_patches`` validation patches (seed + 2, no augmentation): every PSNR of the search;
+    - ``calibration``: as many training patches (seed + 3) to re-estimate a derived network's BatchNorm;
+    - ``finetune``: ``finetune_steps`` batches of training patches (seed + 4) for the fine-tune estimate.
+
+    (Seeds + 0 and + 1 are the weights' and α's streams.)
+    """
+    out = {"monitor": fixed_batches(PatchDataset(val_set, patch_size, degradation, length=val_patches,
+                                                 seed=seed + 2, augment=False), batch_size),
+           "calibration": fixed_batches(PatchDataset(train_set, patch_size, degradation, length=val_patches,
+                                                     seed=seed + 3), batch_size),
+           "finetune": []}
+    if finetune_steps:
+        out["finetune"] = fixed_batches(PatchDataset(train_set, patch_size, degradation,
+                                                     length=finetune_steps * batch_size, seed=seed + 4), batch_size)
     return out

@@ -32,7 +32,7 @@ class StepProgress(pl.Callback):
         self.total, self.step_of, self.desc = int(total), step_of, desc
         self.every = max(1, round(self.total * log_fraction))
         self.bar: Any = None
-        self._start, self._first = time.time(), 0
+        self._start, self._first, self._shown = time.time(), 0, 0.0
 
     def _postfix(self, trainer: pl.Trainer) -> str:
         metrics = {k: float(v) for k, v in trainer.progress_bar_metrics.items()}
@@ -51,7 +51,10 @@ class StepProgress(pl.Callback):
         step = self.step_of(trainer, pl_module)
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
-            self.bar.set_postfix_str(self._postfix(trainer), refresh=False)
+            now = time.time()
+            if now - self._shown >= 1.0:  # reading the metrics syncs a GPU: at most once a second
+                self._shown = now
+                self.bar.set_postfix_str(self._postfix(trainer), refresh=False)
             return
         if step % self.every and step < self.total:
             return
