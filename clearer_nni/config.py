@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from .models.fastpath import PRECISIONS
 
 __all__ = ["opt", "RunOptions", "DataOptions", "SearchConfig", "RetrainConfig", "RESUME_FREE", "load_recipe",
-           "space_recipe", "resolve_search", "resolve_retrain", "add_options", "settings_of", "field_types",
+           "space_recipe", "resolve_search", "resolve_retrain", "add_options", "field_types",
            "coerce_setting"]
 
 T = TypeVar("T")
@@ -325,11 +325,6 @@ def field_types(cls: type) -> dict[str, Any]:
     """Field name → its type hint (``int``, ``str | None``...), for the fields of a config dataclass."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def settings_of(cfg: Any) -> dict[str, Any]:
-    """A config as a plain dict (what checkpoints save)."""
-    return dataclasses.asdict(cfg)
 
 
 def _build(cls: type[T], settings: Mapping[str, Any], source: str) -> T:

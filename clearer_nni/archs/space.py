@@ -283,6 +283,26 @@ class ClearerSpace(_ClearerForward, ModelSpace):
                               for i, cell in enumerate(self.cells, start=1))
         return ClearerNetwork(self.config, self.stem, self.transitions, cells, self.head)
 
+    @classmethod
+    def from_supernet_state(cls, config: SpaceConfig, state: Mapping[str, torch.Tensor],
+                            mixing: str | None = None) -> "ClearerSpace":
+        """An unfrozen super-network holding a search's weights (``state``: the mutated super-network's
+        ``state_dict``, whose mixed layers' α are dropped: they are not weights of the space).
+
+        ``mixing`` ``None``: the mode whose modules the weights fit (states saved before it was recorded).
+        Raises ``ValueError`` when they fit none.
+        """
+        weights = {k: v for k, v in state.items() if not k.endswith("_arch_alpha")}
+        problems = []
+        for mode in ([mixing] if mixing is not None else list(MIXING_MODES)):
+            supernet = cls(config, mixing=mode)
+            try:
+                supernet.load_state_dict(weights, strict=True)
+                return supernet
+            except RuntimeError as exc:
+                problems.append(str(exc).splitlines()[0])
+        raise ValueError(f"the weights do not fit the super-network of its space ({problems[-1]})")
+
     def transfer_to(self, network: "ClearerNetwork", choices: Mapping[str, str]) -> int:
         """Copy this super-network's weights of the candidates ``choices`` picks (and of the fixed parts:
         stem, transitions, head) into the derived ``network``; return the number of tensors copied.

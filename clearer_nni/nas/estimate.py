@@ -70,10 +70,8 @@ def derived_network(genotype: Any, supernet_state: dict[str, torch.Tensor]) -> n
     from ..archs.space import ClearerSpace
 
     network = genotype.build()
-    weights = {k: v for k, v in supernet_state.items() if not k.endswith("_arch_alpha")}  # α: not a weight
-    mixing = genotype.metadata.get("mixing", "paper") if isinstance(genotype.metadata, dict) else "paper"
-    supernet = ClearerSpace(genotype.space, mixing=mixing)
-    supernet.load_state_dict(weights, strict=True)
+    mixing = genotype.metadata.get("mixing") if isinstance(genotype.metadata, dict) else None
+    supernet = ClearerSpace.from_supernet_state(genotype.space, supernet_state, mixing)
     supernet.transfer_to(network, genotype.choices)  # the space owns the mapping
     return network
 

@@ -24,7 +24,7 @@ from ..runtime import atomic_savefig, disk_full_error
 from ..tensorboard import log_scalars
 from .distributed import alpha_rank_spread, world_size
 
-__all__ = ["SearchLogger", "batch_norms", "derived_alpha", "estimate_bn", "kept_bn_stats", "pinned_alpha", "recalibrated_bn"]
+__all__ = ["SearchLogger", "batch_norms", "estimate_bn", "kept_bn_stats", "pinned_alpha", "recalibrated_bn"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -50,12 +50,6 @@ def pinned_alpha(oneshot: Any, pins: Mapping[str, str] | None = None) -> Iterato
         with torch.no_grad():
             for (_, m, _), a in zip(oneshot.mixed_columns(), saved):
                 arch_alpha(m).copy_(a)
-
-
-def derived_alpha(oneshot: Any) -> Any:
-    """Temporarily make every column's softmax(α) one-hot at its argmax: the derived network,
-    with the super-network's (inherited) weights."""
-    return pinned_alpha(oneshot, None)
 
 
 def batch_norms(net: torch.nn.Module) -> list[torch.nn.Module]:

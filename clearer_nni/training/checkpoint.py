@@ -227,19 +227,11 @@ def load_supernet(path: str | Path) -> Any:
     state = doc.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: super-network file has no 'state_dict'")
-    # the mixed layers' α is not a weight of the space
-    weights = {k: v for k, v in state.items() if not k.endswith("_arch_alpha")}
-    # files written before the mixing was recorded: the one whose modules the weights fit
-    modes = [doc["mixing"]] if doc.get("mixing") in MIXING_MODES else list(MIXING_MODES)
-    problems = []
-    for mixing in modes:
-        supernet = ClearerSpace(space, mixing=mixing)
-        try:
-            supernet.load_state_dict(weights, strict=True)
-            return supernet
-        except RuntimeError as exc:
-            problems.append(str(exc).splitlines()[0])
-    raise CheckpointError(f"{path}: the weights do not fit the super-network of its space ({problems[-1]})")
+    try:  # files written before the mixing was recorded: the mode whose modules the weights fit
+        return ClearerSpace.from_supernet_state(space, state, doc["mixing"] if doc.get("mixing") in MIXING_MODES
+                                                else None)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def init_from_supernet(network: nn.Module, genotype: Genotype, path: str | Path) -> int:
