@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from .models.fastpath import PRECISIONS
 
 __all__ = ["opt", "RunOptions", "DataOptions", "SearchConfig", "RetrainConfig", "RESUME_FREE", "load_recipe",
-           "space_recipe", "resolve_search", "resolve_retrain", "add_options", "field_types",
+           "space_recipe", "resume_clash", "resolve_search", "resolve_retrain", "add_options", "field_types",
            "coerce_setting"]
 
 T = TypeVar("T")
@@ -336,6 +336,13 @@ def _build(cls: type[T], settings: Mapping[str, Any], source: str) -> T:
         return cls(**settings)
     except TypeError as exc:
         raise ValueError(f"{source}: {exc}") from None
+
+
+def resume_clash(cfg: Any, saved: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Setting → (``cfg``'s, saved) for every setting but the :data:`RESUME_FREE` ones in which ``cfg``
+    differs from the settings an interrupted run saved: a checkpoint only continues the same run."""
+    ours = dataclasses.asdict(cfg)
+    return {k: (ours[k], v) for k, v in sorted(saved.items()) if k in ours and k not in RESUME_FREE and ours[k] != v}
 
 
 def _resumed(cls: type[T], given: Mapping[str, Any], fmt: str, what: str) -> T:

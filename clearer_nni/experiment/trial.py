@@ -233,7 +233,7 @@ def plan_search(out: Path, cfg: Any) -> SearchPlan:
     result whose recorded settings are ``cfg``'s → ``published``; else a complete checkpoint saved with
     ``cfg``'s settings (but the free ones: output, device...) → ``resume``; else ``fresh``. Never raises on
     what it finds (a torn checkpoint is skipped with a warning, an unreadable genotype means searching again)."""
-    from ..config import RESUME_FREE
+    from ..config import resume_clash
     from ..nas.genotype import Genotype
     from ..runtime import staging_dir
     from ..search import RECORDED_SETTINGS
@@ -254,9 +254,7 @@ def plan_search(out: Path, cfg: Any) -> SearchPlan:
     found = CheckpointStore(staging_dir(out) / "checkpoints", SEARCH_STATE).latest()
     if found is not None:
         path, state = found
-        saved = state.get("config") or {}
-        ours = dataclasses.asdict(cfg)
-        clash = sorted(k for k, v in saved.items() if k in ours and k not in RESUME_FREE and v != ours[k])
+        clash = sorted(resume_clash(cfg, state.get("config") or {}))
         if not clash:
             return SearchPlan("resume", int(state["step"]), path, note, len(state.get("log") or []))
         note = (note + "; " if note else "") + f"{path} was saved with other settings {clash}: searching again"

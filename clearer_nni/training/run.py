@@ -9,14 +9,13 @@ continues from its newest complete checkpoint; a run that saved none leaves noth
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import shutil
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from .. import outlock
-from ..config import RESUME_FREE
+from ..config import resume_clash
 from ..runtime import check_out, disk_full_error, prepare_out, publish, staging_dir
 from .state import CheckpointStore, TrainingState, stop_and_keep
 
@@ -64,10 +63,8 @@ class RunFolder:
         if found is None:
             raise ValueError(f"nothing to resume for {self.out}: no complete checkpoint in {self.checkpoints}")
         path, state = found
-        ours = dataclasses.asdict(cfg)
         saved = state.get("config") or {}
-        clash = {k: (ours[k], v) for k, v in sorted(saved.items()) if k in ours and k not in RESUME_FREE
-                 and ours[k] != v}
+        clash = resume_clash(cfg, saved)
         if clash:
             raise ValueError(f"{path} was saved by a {self.what} with other settings (these differ, given and "
                              f"saved: {clash}); resume with the same settings, or start afresh without --resume")
