@@ -175,7 +175,8 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
         finetune = None
         if cfg.finetune_steps:
             finetune = finetune_estimate(derived_network(genotype, oneshot.training_module.model.state_dict()),
-                                         fixed["finetune"], monitor, lr=cfg.finetune_lr, device=oneshot.device)
+                                         fixed["finetune"], monitor, lr=cfg.finetune_lr, device=oneshot.device,
+                                         calibration=calibration)
         seconds = time.time() - start
         genotype.metadata = {
             **{k: getattr(cfg, k) for k in RECORDED_SETTINGS},

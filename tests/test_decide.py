@@ -128,6 +128,28 @@ def test_finetune_estimate_is_never_below_the_noisy_input(tiny_space, patches):
     assert bad.psnr >= noisy - 1e-3 and math.isfinite(bad.final_psnr)
 
 
+def test_finetune_estimate_starts_from_the_better_of_identity_and_inherited_weights(tiny_space, patches):
+    from clearer_nni.metrics import mean_psnr
+    from clearer_nni.nas.search_logger import recalibrated_bn
+
+    train, monitor = patches
+    oneshot = _search(tiny_space, steps=40)
+    genotype = Genotype(tiny_space, dict(oneshot.export()))
+    network = derived_network(genotype, oneshot.training_module.model.state_dict())
+    with recalibrated_bn(network, train[:2], "cpu"):
+        inherited = mean_psnr(network, monitor, "cpu")
+    noisy = input_psnr(monitor)
+    assert inherited > noisy + 1  # 40 steps: the inherited weights already denoise
+    # no training step can lower it: the reported value is the best from a start at the inherited weights
+    got = finetune_estimate(network, train[:3], monitor, lr=1e-6, eval_every=1, calibration=train[:2])
+    assert got.start == "inherited" and got.inherited_psnr == pytest.approx(inherited, abs=1e-3)
+    assert got.psnr >= inherited - 1e-3 and got.input_psnr == pytest.approx(noisy, abs=1e-3)
+    # the argument is untouched: its BatchNorm statistics are not the re-estimated ones
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    finetune_estimate(network, train[:2], monitor, calibration=train[:2])
+    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
+
+
 def test_trial_reports_the_fine_tune_estimate_as_its_final_default(tmp_path):
     from clearer_nni.experiment.trial import final_metric
 
