@@ -689,6 +689,18 @@ def test_shipped_experiment_files_are_valid(name):
             cfg.validate()
 
 
+def test_every_demo_trial_searches_with_the_deciding_lambda1():
+    """The demo's tuner varies λ2 and the seed, never λ1 below the recipe's deciding 1 (docs/EXPERIMENTS.md)."""
+    from itertools import product
+
+    from clearer_nni.config import resolve_search
+
+    space = json.loads((REPO / "search_spaces" / "hpo_denoise.json").read_text())
+    for values in product(*(spec["_value"] for spec in space.values())):
+        cfg = resolve_search({"space": "demo"}, parameter_settings(dict(zip(space, values))))
+        assert (cfg.lambda_arch, cfg.lambda_arch_schedule, cfg.anneal_fraction) == (1.0, "linear", 0.3)
+
+
 def test_lambda_sweep_is_the_papers_table_5_grid():
     space = json.loads((REPO / "search_spaces" / "hpo_lambda_sweep.json").read_text())
     assert space == {"lambdas": {"_type": "choice", "_value": [[0.0, 0.0], [0.01, 0.0], [0.1, 0.0], [0.01, 0.01],
