@@ -168,9 +168,11 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
             return SearchResult(run.out, run.out / "genotype.json", Genotype(space_cfg, dict(oneshot.export()), probs,
                                                                              {}), math.nan, math.nan,
                                 time.time() - start, logger.rows)
-        choices, decision = select_architecture(oneshot, logger, cfg.select)
+        choices, decision = select_architecture(oneshot, logger, cfg.select, staging / "ranking", cfg.mixing,
+                                                progress=cfg.progress)
         supernet_psnr = logger.evaluate(oneshot)
-        derived_psnr = logger.evaluate(oneshot, pins=choices)
+        derived_psnr = decision.pop("val_psnr_derived", None)  # measured by the ranking (--select rank)
+        derived_psnr = logger.evaluate(oneshot, pins=choices) if derived_psnr is None else derived_psnr
         genotype = Genotype(space_cfg, dict(choices), probs, {})
         finetune = None
         if cfg.finetune_steps:
@@ -236,12 +238,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.finetuned_psnr is not None:
             print(f"derived network after the {g.metadata['finetune']['steps']}-step fine-tune estimate: "
                   f"{result.finetuned_psnr:.2f} dB (noisy input {g.metadata['val_psnr_input']:.2f} dB)")
-        if g.metadata.get("strategy") == "spos":
-            print(f"note: --strategy spos trains no α, so this genotype is α's argmax at its random start: choose the "
-                  f"architecture with `clearer-nni rank {result.out} --out RANKING`", file=sys.stderr)
+        if g.metadata.get("select") == "rank":
+            rank = g.metadata["rank"]
+            print(f"chosen by ranking {rank['ranked']} architectures ({rank['method']}) with the super-network's "
+                  f"weights: {rank['best']['code']} {rank['best']['psnr']:.2f} dB; α's argmax "
+                  f"{g.metadata['argmax_code']} {g.metadata['val_psnr_argmax']:.2f} dB; {result.out / 'ranking'}")
+        elif g.metadata.get("strategy") == "spos":
+            print(f"warning: --strategy spos trains no α, so this genotype (--select {g.metadata['select']}) comes from "
+                  f"α at its random start: --select rank (spos's default) chooses by ranking, or run "
+                  f"`clearer-nni rank {result.out} --out RANKING`", file=sys.stderr)
         decided = g.decidedness()
         print(decided.line())
-        if decided.warning():
+        if decided.warning() and g.metadata.get("select") != "rank":  # ranked: α chose nothing
             print(f"warning: {decided.warning()}", file=sys.stderr)
         print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}, "
               f"{result.out / 'genotype.png'}")
