@@ -161,7 +161,7 @@ class SearchConfig(RunOptions, DataOptions):
     lambda_arch_schedule: str = opt("constant", "λ1 constant (paper) or linear from 0 over the α steps",
                                     choices=["constant", "linear"])
     strategy: str = opt("darts", "super-network: darts (the paper's mixture), spos (one uniformly drawn candidate per "
-                                 "column per step, no α step: choose with clearer-nni rank) or gumbel (GDAS, hard "
+                                 "column per step, no α step: chosen by --select rank) or gumbel (GDAS, hard "
                                  "Gumbel-softmax, straight-through); docs/SEARCH.md", choices=["darts", "spos", "gumbel"])
     select: str = opt("argmax", "derive by argmax of α (paper), by perturbation (Wang et al. 2021) or by rank: every "
                                 "architecture scored with the super-network's weights into OUT/ranking/, the best "

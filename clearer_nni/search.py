@@ -70,7 +70,8 @@ class _SearchState(TrainingState):
 
 
 def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | None = None) -> SearchResult:
-    """Run one search; write ``genotype.json``, ``search_log.csv``, ``alpha.png`` and ``supernet.pt`` into ``cfg.out``.
+    """Run one search; write ``genotype.json``, ``search_log.csv``, ``alpha.png`` and ``supernet.pt`` into ``cfg.out``
+    (and ``ranking/`` with ``select`` ``rank``: :func:`~clearer_nni.nas.selection.rank_select`).
 
     Parameters
     ----------

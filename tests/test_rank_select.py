@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from clearer_nni.archs.space import count_parameters
 from clearer_nni.config import resolve_search
 from clearer_nni.nas.genotype import Genotype
 from clearer_nni.nas.ranking import read_rows
@@ -31,7 +32,7 @@ def ranked_search(tmp_path_factory):
     from clearer_nni.search import run_search
 
     out = tmp_path_factory.mktemp("select") / "search"
-    return run_search(resolve_search({**FLAGS, "out": str(out)}))
+    return run_search(resolve_search({**FLAGS, "finetune_steps": 3, "out": str(out)}))
 
 
 def test_a_spos_search_publishes_the_best_row_of_its_ranking(ranked_search):
@@ -51,6 +52,18 @@ def test_a_spos_search_publishes_the_best_row_of_its_ranking(ranked_search):
     for name in ("pareto.csv", "pareto.png", "ranking.json"):
         assert (out / "ranking" / name).stat().st_size > 0
     assert (out / "supernet.pt").is_file() and (out / "genotype.png").is_file()
+    # the fine-tune estimate (the trial metric with finetune_steps > 0) is of the chosen architecture
+    assert meta["finetune"]["steps"] == 3 and meta["val_psnr_finetuned"] == ranked_search.finetuned_psnr
+    assert meta["params_derived"] == count_parameters(g.build())
+
+
+def test_an_explicit_argmax_of_spos_warns(tmp_path, capsys):
+    from clearer_nni.search import main
+
+    assert main(["--space", "tiny", "--strategy", "spos", "--select", "argmax", "--steps", "4", "--warmup-steps", "1",
+                 "--log-every", "2", "--no-progress", "--out", str(tmp_path / "s")]) == 0
+    assert "warning: --strategy spos trains no α, so this genotype (--select argmax)" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "ranking").exists()
 
 
 def test_clearer_nni_rank_of_the_run_scores_the_same(ranked_search, tmp_path):
