@@ -167,6 +167,10 @@ class SearchConfig(RunOptions, DataOptions):
                                 "architecture scored with the super-network's weights into OUT/ranking/, the best "
                                 "chosen (--strategy spos's default: it trains no α)",
                       choices=["argmax", "perturbation", "rank"])
+    rank_max_params: int | None = opt(None, "--select rank: the best with at most N parameters [none]", type=int,
+                                      metavar="N")
+    rank_max_flops: int | None = opt(None, "--select rank: the best with at most N FLOPs at 64x64 [none]", type=int,
+                                     metavar="N")
     finetune_steps: int = opt(0, "fine-tune the derived network this many steps to estimate its quality (the "
                                  "trial metric), 0 = no")
     finetune_lr: float = opt(1e-3, "Adam learning rate of that fine-tune")
@@ -194,6 +198,11 @@ class SearchConfig(RunOptions, DataOptions):
             (not (self.strategy == "spos" and self.select == "perturbation"),
              "select perturbation scores the α-mixed super-network, which --strategy spos never trains: use "
              "--select rank (spos's default)"),
+            *[(v is None or v >= 1, f"{name} must be >= 1, got {v}")
+              for name, v in (("rank_max_params", self.rank_max_params), ("rank_max_flops", self.rank_max_flops))],
+            (self.select == "rank" or (self.rank_max_params is None and self.rank_max_flops is None),
+             f"rank_max_params and rank_max_flops choose among ranked architectures: they need --select rank, "
+             f"not {self.select}"),
             (self.finetune_steps >= 0, f"finetune_steps must be >= 0 (0: no fine-tune estimate), got {self.finetune_steps}"),
             (math.isfinite(self.finetune_lr) and self.finetune_lr > 0,
              f"finetune_lr must be a finite number > 0, got {self.finetune_lr}"),

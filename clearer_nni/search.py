@@ -94,6 +94,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     from .nas.diagram import draw_genotype
     from .nas.estimate import derived_network, finetune_estimate, input_psnr
     from .nas.genotype import Genotype
+    from .nas.ranking import check_limits
     from .nas.schedules import effective_arch_lr
     from .nas.selection import select_architecture
     from .nas.regularizers import candidate_costs, normalise_costs
@@ -111,6 +112,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     accelerator = lightning_accelerator(cfg.device)
     check_precision(cfg.precision, accelerator)
     space_cfg = load_space_file(cfg.space)
+    check_limits(space_cfg, cfg.rank_max_params, cfg.rank_max_flops)  # --select rank's: met by some architecture
     run = RunFolder(cfg, SEARCH_STATE, "search", "clearer-nni search", primary=is_primary_process())
     state = run.state
 
@@ -170,7 +172,8 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
                                                                              {}), math.nan, math.nan,
                                 time.time() - start, logger.rows)
         choices, decision = select_architecture(oneshot, logger, cfg.select, staging / "ranking", cfg.mixing,
-                                                progress=cfg.progress)
+                                                progress=cfg.progress, max_params=cfg.rank_max_params,
+                                                max_flops=cfg.rank_max_flops)
         supernet_psnr = logger.evaluate(oneshot)
         derived_psnr = decision.pop("val_psnr_derived", None)  # measured by the ranking (--select rank)
         derived_psnr = logger.evaluate(oneshot, pins=choices) if derived_psnr is None else derived_psnr
@@ -205,7 +208,8 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
 RECORDED_SETTINGS = ("recipe", "lambda_arch", "lambda_comp", "arch_lr", "lr", "cost_metric", "log_base", "mixing",
                      "arch_eval_mode", "steps", "warmup_steps", "batch_size", "patch_size", "seed", "precision",
                      "channels_last", "compile", "arch_lr_schedule", "anneal_fraction", "temperature_min",
-                     "lambda_arch_schedule", "select", "finetune_steps", "finetune_lr", "strategy")
+                     "lambda_arch_schedule", "select", "finetune_steps", "finetune_lr", "strategy", "rank_max_params",
+                     "rank_max_flops")
 
 
 # -- command line ----------------------------------------------------------------------------------

@@ -77,6 +77,31 @@ def test_clearer_nni_rank_of_the_run_scores_the_same(ranked_search, tmp_path):
     assert summary["best"]["code"] == ranked_search.genotype.code()
 
 
+def test_rank_limits_choose_within_them_and_fail_before_training(ranked_search, tmp_path, capsys):
+    from clearer_nni.nas.ranking import check_limits
+    from clearer_nni.search import main, run_search
+
+    rows = read_rows(ranked_search.out / "ranking" / "ranking.csv")
+    space = ranked_search.genotype.space
+    for r in rows:  # the costs check_limits adds up are the ranking's: each row's own limits are met...
+        check_limits(space, r["params"], r["flops"])
+    smallest = min(rows, key=lambda r: (r["params"], r["flops"]))
+    with pytest.raises(ValueError, match=f"the smallest has {smallest['params']} parameters"):
+        check_limits(space, smallest["params"] - 1)  # ...and one less is not
+    limit = sorted(r["params"] for r in rows)[4]
+    r = run_search(resolve_search({**FLAGS, "rank_max_params": limit, "out": str(tmp_path / "limited")}))
+    fits = [row for row in rows if row["params"] <= limit]  # the same seed: the same super-network
+    assert r.genotype.code() == max(fits, key=lambda row: (row["psnr"], -row["params"]))["code"]
+    assert r.genotype.metadata["rank"]["max_params"] == limit == r.genotype.metadata["rank_max_params"]
+    assert r.genotype.metadata["params_derived"] <= limit
+    # a limit no architecture meets: one error line before the search trains, nothing written
+    assert main(["--space", "tiny", "--strategy", "spos", "--rank-max-params", "10", "--no-progress",
+                 "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no ranked architecture has at most 10 parameters"), err
+    assert not (tmp_path / "none").exists() and not list(tmp_path.glob(".none*"))
+
+
 def _final(stdout: str) -> dict:
     line = next(x for x in stdout.splitlines() if x.startswith("[nni final] "))
     return json.loads(line[len("[nni final] "):])

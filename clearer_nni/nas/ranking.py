@@ -35,7 +35,7 @@ from .search_logger import batch_norms, estimate_bn, kept_bn_stats, recalibrated
 
 __all__ = ["FIELDS", "MAX_ENUMERATE", "RANKING_METHODS", "Scorer", "space_size", "all_choices", "choices_of",
            "rank_space", "read_rows", "pareto_front", "best_row", "write_pareto", "plot_pareto", "network_flops",
-           "rank_supernet"]
+           "rank_supernet", "check_limits"]
 
 #: Columns of ``ranking.csv``.
 FIELDS = ("code", "params", "flops", "psnr", "seconds")
@@ -401,3 +401,26 @@ def rank_supernet(scorer: Scorer, folder: str | Path, settings: Mapping[str, Any
 
     atomic_write_text(folder / "ranking.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def check_limits(space: SpaceConfig, max_params: int | None = None, max_flops: int | None = None,
+                 flops_size: int = 64) -> None:
+    """Raise :func:`best_row`'s ``ValueError`` now when no architecture of ``space`` meets the limits, so that a
+    search ranking under them (``--rank-max-params``) fails before it trains. Parameters and FLOPs add up over
+    the columns (as :class:`Scorer` counts them): every architecture of a space of at most
+    :data:`MAX_ENUMERATE` is costed without being built; a larger space checks the cheapest ones."""
+    if max_params is None and max_flops is None:
+        return
+    from .regularizers import candidate_costs
+
+    columns = {m: candidate_costs(space, m, flops_size) for m in ("params", "flops")}
+    first = {label: CANDIDATES[0] for label in space.labels}
+    network = Genotype(space, first).build()
+    whole = {"params": count_parameters(network), "flops": network_flops(network, space.in_channels, flops_size)}
+    fixed = {m: whole[m] - sum(columns[m][label][name] for label, name in first.items()) for m in columns}
+    if space_size(space) <= MAX_ENUMERATE:
+        options: Any = all_choices(space)
+    else:
+        options = [{label: min(c, key=c.get) for label, c in columns[m].items()} for m in columns]
+    best_row([{"psnr": 0.0, **{m: int(fixed[m] + sum(columns[m][label][name] for label, name in choices.items()))
+                               for m in columns}} for choices in options], max_params, max_flops)

@@ -56,11 +56,11 @@ def perturbation_select(oneshot: Any, evaluate: Callable[[Mapping[str, str]], fl
     return chosen, scores
 
 
-def rank_select(oneshot: Any, logger: Any, folder: str | Path, mixing: str = "paper", *, progress: bool = True
-                ) -> tuple[dict[str, str], dict[str, Any]]:
+def rank_select(oneshot: Any, logger: Any, folder: str | Path, mixing: str = "paper", *, progress: bool = True,
+                max_params: int | None = None, max_flops: int | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """Ranking selection: every architecture scored with ``oneshot``'s weights (its super-network built
     with ``mixing``) into ``folder`` (ranking.csv, pareto.csv, pareto.png, ranking.json; started afresh),
-    the best chosen.
+    the best chosen (the best with at most ``max_params`` parameters / ``max_flops`` FLOPs at 64x64).
 
     Returns the choices and metadata: ``rank`` (the ranking's summary), the argmax's choices, code and
     PSNR for comparison, and ``val_psnr_derived``, the chosen network's PSNR as the ranking scored it.
@@ -82,7 +82,8 @@ def rank_select(oneshot: Any, logger: Any, folder: str | Path, mixing: str = "pa
     settings = {"run": "the search itself", "val_patches": sum(len(x) for x, _ in logger.monitor),
                 "batch_size": int(logger.monitor[0][0].shape[0]), "budget": None,
                 "space_size": space_size(supernet.config)}
-    summary = rank_supernet(scorer, folder, settings, searched=argmax_code, progress=progress, label="search: ")
+    summary = rank_supernet(scorer, folder, settings, searched=argmax_code, max_params=max_params,
+                            max_flops=max_flops, progress=progress, label="search: ")
     best = summary["best"]
     return choices_of(supernet.config, best["code"]), {
         "select": "rank", "rank": {k: v for k, v in summary.items() if k != "settings"},
@@ -91,12 +92,13 @@ def rank_select(oneshot: Any, logger: Any, folder: str | Path, mixing: str = "pa
 
 
 def select_architecture(oneshot: Any, logger: Any, method: str = "argmax", folder: str | Path | None = None,
-                        mixing: str = "paper", progress: bool = True) -> tuple[dict[str, str], dict[str, Any]]:
+                        mixing: str = "paper", progress: bool = True, max_params: int | None = None,
+                        max_flops: int | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """The chosen candidate per column by ``method``, and metadata saying how it was chosen.
 
     ``logger`` is the search's :class:`~clearer_nni.nas.search_logger.SearchLogger` (its validation
     and calibration patches score the perturbations and the ranking); ``folder`` receives the ranking
-    (``rank``; ``mixing``: the super-network's). Metadata holding ``val_psnr_derived`` already measured the chosen network.
+    (``rank``; ``mixing``: the super-network's; the limits: :func:`rank_select`'s). Metadata holding ``val_psnr_derived`` already measured the chosen network.
     """
     if method not in SELECTIONS:
         raise ValueError(f"select must be one of {SELECTIONS}, got {method!r}")
@@ -106,7 +108,8 @@ def select_architecture(oneshot: Any, logger: Any, method: str = "argmax", folde
     if method == "rank":
         if folder is None:
             raise ValueError("select rank needs a folder for its ranking")
-        return rank_select(oneshot, logger, folder, mixing, progress=progress)
+        return rank_select(oneshot, logger, folder, mixing, progress=progress, max_params=max_params,
+                           max_flops=max_flops)
     chosen, scores = perturbation_select(oneshot, lambda pins: logger.evaluate(oneshot, pins=pins))
     return chosen, {"select": method, "perturbation_psnr_without": scores,
                     "argmax_choices": argmax, "columns_differing_from_argmax": sum(chosen[k] != argmax[k] for k in chosen)}
