@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from .models.fastpath import PRECISIONS
 
 __all__ = ["opt", "RunOptions", "DataOptions", "SearchConfig", "RetrainConfig", "RESUME_FREE", "load_recipe",
-           "space_recipe", "resume_clash", "default_select", "DEFAULTS_OF", "resolve_search", "resolve_retrain", "add_options", "field_types",
-           "coerce_setting"]
+           "space_recipe", "resume_clash", "default_select", "DEFAULTS_OF", "resolve_search", "resolve_retrain",
+           "add_options", "field_types", "coerce_setting"]
 
 T = TypeVar("T")
 

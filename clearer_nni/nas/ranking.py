@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import csv
 import itertools
+import json
 import random
 import sys
 import time
@@ -380,7 +381,8 @@ def rank_supernet(scorer: Scorer, folder: str | Path, settings: Mapping[str, Any
     """Rank the space into ``folder`` (``ranking.csv``, continued if there; ``pareto.csv``, ``pareto.png``,
     ``ranking.json``) and return ``ranking.json``'s content: ``settings`` (how it was ranked), ``method``,
     ``ranked``, ``pareto``, the limits, ``best`` (the best row within them) and ``searched`` (the row of the
-    code ``searched``, or None); ``label`` starts the plot's title. Both ``clearer-nni rank`` and a search's ``--select rank`` rank this way.
+    code ``searched``, or None); ``label`` starts the plot's title. Both ``clearer-nni rank`` and a search's
+    ``--select rank`` rank this way.
 
     Raises ``ValueError`` when no architecture meets the limits (the rows are kept).
     """
@@ -397,8 +399,6 @@ def rank_supernet(scorer: Scorer, folder: str | Path, settings: Mapping[str, Any
     summary = {"settings": dict(settings), "method": method, "ranked": len(rows), "pareto": len(front),
                "max_params": max_params, "max_flops": max_flops, "best": best,
                "searched": next((r for r in rows if r["code"] == searched), None)}
-    import json
-
     atomic_write_text(folder / "ranking.json", json.dumps(summary, indent=2) + "\n")
     return summary
 

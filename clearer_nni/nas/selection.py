@@ -98,7 +98,8 @@ def select_architecture(oneshot: Any, logger: Any, method: str = "argmax", folde
 
     ``logger`` is the search's :class:`~clearer_nni.nas.search_logger.SearchLogger` (its validation
     and calibration patches score the perturbations and the ranking); ``folder`` receives the ranking
-    (``rank``; ``mixing``: the super-network's; the limits: :func:`rank_select`'s). Metadata holding ``val_psnr_derived`` already measured the chosen network.
+    (``rank``; ``mixing``: the super-network's; the limits: :func:`rank_select`'s). Metadata holding
+    ``val_psnr_derived`` already measured the chosen network.
     """
     if method not in SELECTIONS:
         raise ValueError(f"select must be one of {SELECTIONS}, got {method!r}")
