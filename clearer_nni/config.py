@@ -2,7 +2,8 @@
 
 A command's settings come from four layers, lowest first:
 
-1. the dataclass defaults below (the paper's settings, SPEC sections 3 and 4);
+1. the dataclass defaults below (the paper's settings, SPEC sections 3 and 4); a few depend on other
+   settings (:data:`DEFAULTS_OF`: a ``spos`` search selects by ``rank``);
 2. a run **recipe** (``recipes/*.yaml``: ``--recipe NAME``, else the one the space file names), whose
    ``search:`` / ``retrain:`` section sets any field;
 3. the command-line flags the user typed;
@@ -30,8 +31,8 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from .models.fastpath import PRECISIONS
 
 __all__ = ["opt", "RunOptions", "DataOptions", "SearchConfig", "RetrainConfig", "RESUME_FREE", "load_recipe",
-           "space_recipe", "resume_clash", "resolve_search", "resolve_retrain", "add_options", "field_types",
-           "coerce_setting"]
+           "space_recipe", "resume_clash", "default_select", "DEFAULTS_OF", "resolve_search", "resolve_retrain",
+           "add_options", "field_types", "coerce_setting"]
 
 T = TypeVar("T")
 
@@ -160,10 +161,16 @@ class SearchConfig(RunOptions, DataOptions):
     lambda_arch_schedule: str = opt("constant", "λ1 constant (paper) or linear from 0 over the α steps",
                                     choices=["constant", "linear"])
     strategy: str = opt("darts", "super-network: darts (the paper's mixture), spos (one uniformly drawn candidate per "
-                                 "column per step, no α step: choose with clearer-nni rank) or gumbel (GDAS, hard "
+                                 "column per step, no α step: chosen by --select rank) or gumbel (GDAS, hard "
                                  "Gumbel-softmax, straight-through); docs/SEARCH.md", choices=["darts", "spos", "gumbel"])
-    select: str = opt("argmax", "derive by argmax of α (paper) or by perturbation (Wang et al. 2021)",
-                      choices=["argmax", "perturbation"])
+    select: str = opt("argmax", "derive by argmax of α (paper), by perturbation (Wang et al. 2021) or by rank: every "
+                                "architecture scored with the super-network's weights into OUT/ranking/, the best "
+                                "chosen (--strategy spos's default: it trains no α)",
+                      choices=["argmax", "perturbation", "rank"])
+    rank_max_params: int | None = opt(None, "--select rank: the best with at most N parameters [none]", type=int,
+                                      metavar="N")
+    rank_max_flops: int | None = opt(None, "--select rank: the best with at most N FLOPs at 64x64 [none]", type=int,
+                                     metavar="N")
     finetune_steps: int = opt(0, "fine-tune the derived network this many steps to estimate its quality (the "
                                  "trial metric), 0 = no")
     finetune_lr: float = opt(1e-3, "Adam learning rate of that fine-tune")
@@ -187,6 +194,15 @@ class SearchConfig(RunOptions, DataOptions):
              f"anneal_fraction must be in [0, 1], got {self.anneal_fraction}"),
             (math.isfinite(self.temperature_min) and 0 < self.temperature_min <= 1,
              f"temperature_min must be in (0, 1], got {self.temperature_min}"),
+            # spos trains single paths only: the α-mixture perturbation scores is a network it never trained
+            (not (self.strategy == "spos" and self.select == "perturbation"),
+             "select perturbation scores the α-mixed super-network, which --strategy spos never trains: use "
+             "--select rank (spos's default)"),
+            *[(v is None or v >= 1, f"{name} must be >= 1, got {v}")
+              for name, v in (("rank_max_params", self.rank_max_params), ("rank_max_flops", self.rank_max_flops))],
+            (self.select == "rank" or (self.rank_max_params is None and self.rank_max_flops is None),
+             f"rank_max_params and rank_max_flops choose among ranked architectures: they need --select rank, "
+             f"not {self.select}"),
             (self.finetune_steps >= 0, f"finetune_steps must be >= 0 (0: no fine-tune estimate), got {self.finetune_steps}"),
             (math.isfinite(self.finetune_lr) and self.finetune_lr > 0,
              f"finetune_lr must be a finite number > 0, got {self.finetune_lr}"),
@@ -366,6 +382,16 @@ def _resumed(cls: type[T], given: Mapping[str, Any], fmt: str, what: str) -> T:
     return dataclasses.replace(saved, **{**{k: v for k, v in given.items() if k in RESUME_FREE}, "resume": True})
 
 
+def default_select(settings: Mapping[str, Any]) -> str:
+    """``select`` when no layer sets it: ``rank`` for ``spos`` (it trains no α, whose argmax would be its random
+    start), else the paper's ``argmax``."""
+    return "rank" if settings.get("strategy", SearchConfig.strategy) == "spos" else SearchConfig.select
+
+
+#: Search settings whose default depends on others (applied where no layer sets them, before ``auto``).
+DEFAULTS_OF: dict[str, Callable[[dict[str, Any]], Any]] = {"select": default_select}
+
+
 def resolve_search(flags: Mapping[str, Any], params: Mapping[str, Any] | None = None, *,
                    auto: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None) -> SearchConfig:
     """The finished settings of a search (see the module docstring for the precedence).
@@ -389,7 +415,7 @@ def resolve_search(flags: Mapping[str, Any], params: Mapping[str, Any] | None = 
         space = given.get("space", SearchConfig.space)
         recipe = given.get("recipe") or space_recipe(space)
         settings = {**(load_recipe(recipe, "search", SearchConfig) if recipe else {}), **given, "recipe": recipe}
-        for name, value_of in (auto or {}).items():
+        for name, value_of in {**DEFAULTS_OF, **(auto or {})}.items():
             settings.setdefault(name, value_of(settings))
         cfg = _build(SearchConfig, settings, "search settings")
     cfg.validate()

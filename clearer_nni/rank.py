@@ -55,8 +55,7 @@ def rank_run(run_dir: str | Path, out: str | Path, *, max_params: int | None = N
     """
     from . import outlock
     from .nas.genotype import Genotype
-    from .nas.ranking import (MAX_ENUMERATE, Scorer, best_row, choices_of, plot_pareto, rank_space, space_size,
-                              write_pareto)
+    from .nas.ranking import MAX_ENUMERATE, Scorer, choices_of, rank_supernet, space_size
     from .runtime import atomic_write_text, check_out, publish, resolve_device, staging_dir
     from .training.checkpoint import load_supernet
 
@@ -94,22 +93,14 @@ def rank_run(run_dir: str | Path, out: str | Path, *, max_params: int | None = N
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         atomic_write_text(record, json.dumps({"settings": settings}, indent=2) + "\n")
-    if settings["method"] == "evolution":
-        print(f"note: the space has {total} architectures, over {MAX_ENUMERATE}: ranking {budget or MAX_ENUMERATE} "
-              "of them found by regularized evolution over the same scorer, not all", file=sys.stderr)
     scorer = Scorer(supernet, calibration, monitor, device=resolve_device(device))
-    rows, method = rank_space(scorer, staging / "ranking.csv", budget=budget, progress=progress, on_row=on_row)
-    best = best_row(rows, max_params, max_flops)
-    front = write_pareto(rows, staging / "pareto.csv")
-    plot_pareto(rows, staging / "pareto.png", searched=searched.code(), best=best["code"],
-                title=f"{run_dir.name}: {len(rows)} architectures, inherited weights ({method})")
-    summary = {"settings": settings, "method": method, "ranked": len(rows), "pareto": len(front),
-               "max_params": max_params, "max_flops": max_flops, "best": best,
-               "searched": next((r for r in rows if r["code"] == searched.code()), None)}
+    summary = rank_supernet(scorer, staging, settings, searched=searched.code(), max_params=max_params,
+                            max_flops=max_flops, budget=budget, progress=progress, on_row=on_row,
+                            label=f"{run_dir.name}: ")
+    best = summary["best"]
     metadata = {**searched.metadata, "select": "rank", "rank": {k: v for k, v in summary.items() if k != "settings"},
                 "searched_code": searched.code(), "val_psnr_inherited": best["psnr"], "params_derived": best["params"]}
     Genotype(supernet.config, choices_of(supernet.config, best["code"]), {}, metadata).save(staging / "genotype.json")
-    atomic_write_text(record, json.dumps(summary, indent=2) + "\n")
     publish(staging, out)
     return summary
 

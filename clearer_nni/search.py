@@ -70,7 +70,8 @@ class _SearchState(TrainingState):
 
 
 def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | None = None) -> SearchResult:
-    """Run one search; write ``genotype.json``, ``search_log.csv``, ``alpha.png`` and ``supernet.pt`` into ``cfg.out``.
+    """Run one search; write ``genotype.json``, ``search_log.csv``, ``alpha.png`` and ``supernet.pt`` into ``cfg.out``
+    (and ``ranking/`` with ``select`` ``rank``: :func:`~clearer_nni.nas.selection.rank_select`).
 
     Parameters
     ----------
@@ -93,6 +94,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     from .nas.diagram import draw_genotype
     from .nas.estimate import derived_network, finetune_estimate, input_psnr
     from .nas.genotype import Genotype
+    from .nas.ranking import check_limits
     from .nas.schedules import effective_arch_lr
     from .nas.selection import select_architecture
     from .nas.regularizers import candidate_costs, normalise_costs
@@ -110,6 +112,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     accelerator = lightning_accelerator(cfg.device)
     check_precision(cfg.precision, accelerator)
     space_cfg = load_space_file(cfg.space)
+    check_limits(space_cfg, cfg.rank_max_params, cfg.rank_max_flops)  # --select rank's: met by some architecture
     run = RunFolder(cfg, SEARCH_STATE, "search", "clearer-nni search", primary=is_primary_process())
     state = run.state
 
@@ -168,9 +171,12 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
             return SearchResult(run.out, run.out / "genotype.json", Genotype(space_cfg, dict(oneshot.export()), probs,
                                                                              {}), math.nan, math.nan,
                                 time.time() - start, logger.rows)
-        choices, decision = select_architecture(oneshot, logger, cfg.select)
+        choices, decision = select_architecture(oneshot, logger, cfg.select, staging / "ranking", cfg.mixing,
+                                                progress=cfg.progress, max_params=cfg.rank_max_params,
+                                                max_flops=cfg.rank_max_flops)
         supernet_psnr = logger.evaluate(oneshot)
-        derived_psnr = logger.evaluate(oneshot, pins=choices)
+        derived_psnr = decision.pop("val_psnr_derived", None)  # measured by the ranking (--select rank)
+        derived_psnr = logger.evaluate(oneshot, pins=choices) if derived_psnr is None else derived_psnr
         genotype = Genotype(space_cfg, dict(choices), probs, {})
         finetune = None
         if cfg.finetune_steps:
@@ -203,7 +209,8 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
 RECORDED_SETTINGS = ("recipe", "lambda_arch", "lambda_comp", "arch_lr", "lr", "cost_metric", "log_base", "mixing",
                      "arch_eval_mode", "steps", "warmup_steps", "batch_size", "patch_size", "seed", "precision",
                      "channels_last", "compile", "arch_lr_schedule", "anneal_fraction", "temperature_min",
-                     "lambda_arch_schedule", "select", "finetune_steps", "finetune_lr", "strategy")
+                     "lambda_arch_schedule", "select", "finetune_steps", "finetune_lr", "strategy", "rank_max_params",
+                     "rank_max_flops")
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -237,12 +244,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.finetuned_psnr is not None:
             print(f"derived network after the {g.metadata['finetune']['steps']}-step fine-tune estimate: "
                   f"{result.finetuned_psnr:.2f} dB (noisy input {g.metadata['val_psnr_input']:.2f} dB)")
-        if g.metadata.get("strategy") == "spos":
-            print(f"note: --strategy spos trains no α, so this genotype is α's argmax at its random start: choose the "
-                  f"architecture with `clearer-nni rank {result.out} --out RANKING`", file=sys.stderr)
+        if g.metadata.get("select") == "rank":
+            rank = g.metadata["rank"]
+            print(f"chosen by ranking {rank['ranked']} architectures ({rank['method']}) with the super-network's "
+                  f"weights: {rank['best']['code']} {rank['best']['psnr']:.2f} dB; α's argmax "
+                  f"{g.metadata['argmax_code']} {g.metadata['val_psnr_argmax']:.2f} dB; {result.out / 'ranking'}")
+        elif g.metadata.get("strategy") == "spos":
+            print(f"warning: --strategy spos trains no α, so this genotype (--select {g.metadata['select']}) comes from "
+                  f"α at its random start: --select rank (spos's default) chooses by ranking, or run "
+                  f"`clearer-nni rank {result.out} --out RANKING`", file=sys.stderr)
         decided = g.decidedness()
         print(decided.line())
-        if decided.warning():
+        if decided.warning() and g.metadata.get("select") != "rank":  # ranked: α chose nothing
             print(f"warning: {decided.warning()}", file=sys.stderr)
         print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}, "
               f"{result.out / 'genotype.png'}")

@@ -172,6 +172,8 @@ def test_a_malformed_truncated_or_foreign_genotype_is_refused(tmp_path, capsys, 
     (["--precision", "16-mixed", "--device", "cpu"], "16-mixed needs a CUDA GPU"),
     (["--data", "bsd500x"], "unknown dataset 'bsd500x'"),
     (["--threads", "-1"], "threads must be >= 0 (0: auto), got -1"),
+    (["--strategy", "spos", "--select", "perturbation"], "which --strategy spos never trains: use --select rank"),
+    (["--rank-max-params", "10000"], "they need --select rank, not argmax"),
 ])
 def test_bad_search_settings(tmp_path, capsys, args, message):
     code = search_main(["--space", TINY_SPACE, "--no-progress", "--out", str(tmp_path / "out"), *args])

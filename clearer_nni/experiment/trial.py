@@ -20,8 +20,11 @@ It reports to NNI:
 - at the end, a final result ``{"default": ..., "supernet_psnr", "derived_inherited_psnr", "input_psnr",
   "params", "decided_columns", "genotype": path of genotype.json, ...}``: ``default`` is the derived network's
   val PSNR after the search's fine-tune estimate (``finetune_steps`` > 0, :mod:`clearer_nni.nas.estimate`),
-  else with inherited weights. The intermediate ``default`` is the super-network's PSNR: the final
-  result carries the same quantity as ``supernet_psnr``.
+  else with inherited weights; with ``--select rank`` (a ``spos`` search's default) the derived network is
+  the best-ranked architecture, and the result adds ``architecture``, ``ranked_architectures``,
+  ``rank_method`` and α's argmax (``argmax_architecture``, ``argmax_inherited_psnr``) for comparison. The
+  intermediate ``default`` is the super-network's PSNR: the final result carries the same quantity as
+  ``supernet_psnr``.
 
 The trial command channel and the parameter id are captured once, when the trial starts, and every
 metric goes through that saved channel: whatever the search does to NNI's process-wide default channel
@@ -270,7 +273,12 @@ def final_metric(meta: Mapping[str, Any], genotype_path: Path, document: Mapping
     if derived is None:
         raise RuntimeError(f"the derived network's validation PSNR is not finite ({key} {meta.get(key)})")
     decided = (meta.get("decidedness") or {}).get("decided")
-    return {"default": derived, "supernet_psnr": finite_or_none(meta.get("val_psnr_supernet")),
+    rank = meta.get("rank") or {}  # --select rank: the chosen architecture is the ranking's best
+    ranked = {"architecture": rank["best"]["code"], "ranked_architectures": rank.get("ranked"),
+              "rank_method": rank.get("method"), "argmax_architecture": meta.get("argmax_code"),
+              "argmax_inherited_psnr": finite_or_none(meta.get("val_psnr_argmax"))} if rank.get("best") else {}
+    return {"default": derived, "select": meta.get("select"), "strategy": meta.get("strategy"), **ranked,
+            "supernet_psnr": finite_or_none(meta.get("val_psnr_supernet")),
             "derived_inherited_psnr": finite_or_none(meta.get("val_psnr_derived")),
             "input_psnr": finite_or_none(meta.get("val_psnr_input")), "decided_columns": decided,
             "params": int(meta.get("params_derived", 0)), "genotype": str(Path(genotype_path).resolve()),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import csv
 import itertools
+import json
 import random
 import sys
 import time
@@ -34,7 +35,8 @@ from .genotype import Genotype
 from .search_logger import batch_norms, estimate_bn, kept_bn_stats, recalibrated_bn
 
 __all__ = ["FIELDS", "MAX_ENUMERATE", "RANKING_METHODS", "Scorer", "space_size", "all_choices", "choices_of",
-           "rank_space", "read_rows", "pareto_front", "best_row", "write_pareto", "plot_pareto", "network_flops"]
+           "rank_space", "read_rows", "pareto_front", "best_row", "write_pareto", "plot_pareto", "network_flops",
+           "rank_supernet", "check_limits"]
 
 #: Columns of ``ranking.csv``.
 FIELDS = ("code", "params", "flops", "psnr", "seconds")
@@ -370,3 +372,55 @@ def plot_pareto(rows: Sequence[Row], path: str | Path, searched: str | None = No
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
+
+
+def rank_supernet(scorer: Scorer, folder: str | Path, settings: Mapping[str, Any], *, searched: str | None = None,
+                  max_params: int | None = None, max_flops: int | None = None, budget: int | None = None,
+                  progress: bool = True, on_row: Callable[[Row], None] | None = None,
+                  label: str = "") -> dict[str, Any]:
+    """Rank the space into ``folder`` (``ranking.csv``, continued if there; ``pareto.csv``, ``pareto.png``,
+    ``ranking.json``) and return ``ranking.json``'s content: ``settings`` (how it was ranked), ``method``,
+    ``ranked``, ``pareto``, the limits, ``best`` (the best row within them) and ``searched`` (the row of the
+    code ``searched``, or None); ``label`` starts the plot's title. Both ``clearer-nni rank`` and a search's
+    ``--select rank`` rank this way.
+
+    Raises ``ValueError`` when no architecture meets the limits (the rows are kept).
+    """
+    folder = Path(folder)
+    total = space_size(scorer.supernet.config)
+    if total > MAX_ENUMERATE:
+        print(f"note: the space has {total} architectures, over {MAX_ENUMERATE}: ranking {budget or MAX_ENUMERATE} "
+              "of them found by regularized evolution over the same scorer, not all", file=sys.stderr)
+    rows, method = rank_space(scorer, folder / "ranking.csv", budget=budget, progress=progress, on_row=on_row)
+    best = best_row(rows, max_params, max_flops)
+    front = write_pareto(rows, folder / "pareto.csv")
+    plot_pareto(rows, folder / "pareto.png", searched=searched, best=best["code"],
+                title=f"{label}{len(rows)} architectures, inherited weights ({method})")
+    summary = {"settings": dict(settings), "method": method, "ranked": len(rows), "pareto": len(front),
+               "max_params": max_params, "max_flops": max_flops, "best": best,
+               "searched": next((r for r in rows if r["code"] == searched), None)}
+    atomic_write_text(folder / "ranking.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def check_limits(space: SpaceConfig, max_params: int | None = None, max_flops: int | None = None,
+                 flops_size: int = 64) -> None:
+    """Raise :func:`best_row`'s ``ValueError`` now when no architecture of ``space`` meets the limits, so that a
+    search ranking under them (``--rank-max-params``) fails before it trains. Parameters and FLOPs add up over
+    the columns (as :class:`Scorer` counts them): every architecture of a space of at most
+    :data:`MAX_ENUMERATE` is costed without being built; a larger space checks the cheapest ones."""
+    if max_params is None and max_flops is None:
+        return
+    from .regularizers import candidate_costs
+
+    columns = {m: candidate_costs(space, m, flops_size) for m in ("params", "flops")}
+    first = {label: CANDIDATES[0] for label in space.labels}
+    network = Genotype(space, first).build()
+    whole = {"params": count_parameters(network), "flops": network_flops(network, space.in_channels, flops_size)}
+    fixed = {m: whole[m] - sum(columns[m][label][name] for label, name in first.items()) for m in columns}
+    if space_size(space) <= MAX_ENUMERATE:
+        options: Any = all_choices(space)
+    else:
+        options = [{label: min(c, key=c.get) for label, c in columns[m].items()} for m in columns]
+    best_row([{"psnr": 0.0, **{m: int(fixed[m] + sum(columns[m][label][name] for label, name in choices.items()))
+                               for m in columns}} for choices in options], max_params, max_flops)
