@@ -159,7 +159,8 @@ def alpha_logprob(searched: Any, genotype: Any) -> float:
 def search(budget: Budget, seed: int, out: Path, data_root: str | None, strategy: str = "darts") -> Path:
     """Run the ``strategy`` search of ``seed`` into ``out/<strategy>-seed<N>`` (DARTS: ``search-seed<N>``; reused
     when already there, one process at a time) and return the folder (``genotype.json``, ``supernet.pt``).
-    DARTS selects by perturbation and records the argmax choices beside; the others take argmax."""
+    DARTS selects by perturbation and records the argmax choices beside; the others take their default
+    (SPOS: the best-ranked architecture, Gumbel: argmax)."""
     from clearer_nni.config import resolve_search
     from clearer_nni.search import run_search
 
@@ -172,7 +173,7 @@ def search(budget: Budget, seed: int, out: Path, data_root: str | None, strategy
                                            patch_size=budget.patch_size, seed=seed, val_patches=budget.val_patches,
                                            out=str(folder), overwrite=True, progress=False, checkpoint_every=0,
                                            strategy=strategy, finetune_steps=0,
-                                           select="perturbation" if strategy == "darts" else "argmax")))
+                                           **({"select": "perturbation"} if strategy == "darts" else {}))))
     return folder
 
 
@@ -187,21 +188,15 @@ def darts_genotypes(folder: Path) -> tuple[Any, Any]:
 
 
 def spos_ranking(budget: Budget, seed: int, out: Path, data_root: str | None) -> tuple[Any, dict[str, float]]:
-    """The SPOS search of ``seed``, every architecture ranked with its weights (``clearer-nni rank``, into
-    ``out/rank-seed<N>``, resumable): the best-ranked genotype and each architecture's ranked PSNR."""
+    """The SPOS search of ``seed``, which ends by ranking every architecture with its weights (``--select
+    rank``, its default; the ranking in ``<folder>/ranking``): the best-ranked genotype and each
+    architecture's ranked PSNR."""
     from clearer_nni.nas.genotype import Genotype
     from clearer_nni.nas.ranking import read_rows as ranking_rows
-    from clearer_nni.rank import rank_run
 
     folder = search(budget, seed, out, data_root, "spos")
-    ranked = out / f"rank-seed{seed}"
-    with _locked(out / f".{ranked.name}.bench-lock"):
-        if not (ranked / "genotype.json").is_file():
-            start = time.time()
-            rank_run(folder, ranked, val_patches=budget.val_patches, data_root=data_root, progress=False)
-            print(f"ranked the space of seed {seed} in {(time.time() - start) / 60:.1f} min", flush=True)
-    return (Genotype.load(ranked / "genotype.json"),
-            {r["code"]: r["psnr"] for r in ranking_rows(ranked / "ranking.csv")})
+    return (Genotype.load(folder / "genotype.json"),
+            {r["code"]: r["psnr"] for r in ranking_rows(folder / "ranking" / "ranking.csv")})
 
 
 class _locked:
