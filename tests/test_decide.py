@@ -133,20 +133,27 @@ def test_finetune_estimate_starts_from_the_better_of_identity_and_inherited_weig
     from clearer_nni.nas.search_logger import recalibrated_bn
 
     train, monitor = patches
-    oneshot = _search(tiny_space, steps=40)
-    genotype = Genotype(tiny_space, dict(oneshot.export()))
-    network = derived_network(genotype, oneshot.training_module.model.state_dict())
+    noisy = input_psnr(monitor)
+    # a network known to beat the identity at σ = 50: a 5x5 box blur
+    blur = torch.nn.Conv2d(1, 1, 5, padding=2, bias=False, padding_mode="reflect")
+    torch.nn.init.constant_(blur.weight, 1 / 25)
+    blurred = mean_psnr(blur, monitor, "cpu")
+    assert blurred > noisy + 3
+    # no training step can lower it: the reported value is the best from a start at the inherited weights
+    got = finetune_estimate(blur, train[:3], monitor, lr=1e-6, eval_every=1)
+    assert got.start == "inherited" and got.inherited_psnr == pytest.approx(blurred, abs=1e-3)
+    assert got.psnr >= blurred - 1e-3 and got.input_psnr == pytest.approx(noisy, abs=1e-3)
+    # a derived network: BatchNorm re-estimated on the calibration batches before it is compared
+    oneshot = _search(tiny_space, steps=4)
+    network = derived_network(Genotype(tiny_space, dict(oneshot.export())), oneshot.training_module.model.state_dict())
     with recalibrated_bn(network, train[:2], "cpu"):
         inherited = mean_psnr(network, monitor, "cpu")
-    noisy = input_psnr(monitor)
-    assert inherited > noisy + 1  # 40 steps: the inherited weights already denoise
-    # no training step can lower it: the reported value is the best from a start at the inherited weights
-    got = finetune_estimate(network, train[:3], monitor, lr=1e-6, eval_every=1, calibration=train[:2])
-    assert got.start == "inherited" and got.inherited_psnr == pytest.approx(inherited, abs=1e-3)
-    assert got.psnr >= inherited - 1e-3 and got.input_psnr == pytest.approx(noisy, abs=1e-3)
-    # the argument is untouched: its BatchNorm statistics are not the re-estimated ones
     before = {k: v.clone() for k, v in network.state_dict().items()}
-    finetune_estimate(network, train[:2], monitor, calibration=train[:2])
+    got = finetune_estimate(network, train[:3], monitor, lr=1e-6, eval_every=1, calibration=train[:2])
+    assert got.inherited_psnr == pytest.approx(inherited, abs=1e-3)
+    assert got.start == ("inherited" if inherited > noisy else "identity")
+    assert got.psnr >= max(inherited, noisy) - 1e-3
+    # the argument is untouched: its BatchNorm statistics are not the re-estimated ones
     assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
 
 
