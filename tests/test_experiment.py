@@ -498,7 +498,7 @@ def _record_experiment(root: Path, exp_id: str = "abcd1234", ssim: bool = False,
         if psnr is not None:
             choices = {lab: ("fusion" if i % 2 == seq % 2 else "parallel") for i, lab in enumerate(labels)}
             meta = {"lambda_arch": l1, "lambda_comp": l2, "val_psnr_derived": psnr, "params_derived": n,
-                    "search_seconds": 30.0 + seq, **({"strategy": "spos"} if tid == "tD" else {})}
+                    "search_seconds": 30.0 + seq, **({"strategy": "spos", "select": "rank"} if tid == "tD" else {})}
             gpath = folder / "search" / "genotype.json"
             gpath.parent.mkdir()
             Genotype(space, choices, {}, meta).save(gpath)
@@ -641,6 +641,7 @@ def test_report_table_and_pareto_plot(tmp_path, capsys):
     assert csv.loc[csv.trial == "tC", "params (M)"].item() == pytest.approx(0.012752)
     # each trial's search strategy, from its genotype (none recorded, from before --strategy: DARTS)
     assert dict(zip(csv.trial, csv.strategy)) == {"tA": "darts", "tB": "darts", "tC": "darts", "tD": "spos"}
+    assert dict(zip(csv.trial, csv["select"])) == {"tA": "argmax", "tB": "argmax", "tC": "argmax", "tD": "rank"}
     md = (tmp_path / "rep" / "table.md").read_text()
     assert "| trial | pareto | lambda1 | lambda2 | PSNR (dB) | params (M) | search time (s)" in md
     assert "SSIM: not recorded" in md and "| tB | ✓ | 0.01 | 0 | 21.00 |" in md

@@ -83,8 +83,11 @@ def trial_table(trials: Sequence[TrialRecord]):
         # the super-network's strategy (search --strategy); genotypes from before it: DARTS
         row["strategy"] = next((v for v in (params.get("strategy"), meta.get("strategy")) if isinstance(v, str)),
                                "darts")
+        # how the exported architecture was chosen (search --select); genotypes from before it: argmax
+        row["select"] = next((v for v in (params.get("select"), final.get("select"), meta.get("select"))
+                              if isinstance(v, str)), "argmax")
         for key, value in sorted(params.items()):
-            if key not in ("lambda_arch", "lambda_comp", "lambda1", "lambda2", "lambdas", "strategy"):
+            if key not in ("lambda_arch", "lambda_comp", "lambda1", "lambda2", "lambdas", "strategy", "select"):
                 row[key] = value
         rows.append(row)
     df = pd.DataFrame(rows)
