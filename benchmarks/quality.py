@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from contextlib import contextmanager
 import dataclasses
 import fcntl
 import logging
@@ -54,7 +55,7 @@ import statistics
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import _results  # noqa: F401 - puts the repository on sys.path
 import torch
@@ -199,25 +200,17 @@ def spos_ranking(budget: Budget, seed: int, out: Path, data_root: str | None) ->
             {r["code"]: r["psnr"] for r in ranking_rows(folder / "ranking" / "ranking.csv")})
 
 
-class _locked:
-    """An exclusive ``fcntl`` lock on ``path`` for a ``with`` block."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        self.file = self.path.open("a")
-        fcntl.flock(self.file, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        self.file.close()
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on ``path`` for a ``with`` block (waits for another holder)."""
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
-def estimator(budget: Budget, seed: int, folder: Path, data: tuple[Any, Any], searched: Any
-              ) -> Callable[[Any], float]:
+def estimator(budget: Budget, seed: int, folder: Path, data: tuple[Any, Any]) -> Callable[[Any], float]:
     """The trial metric of any genotype in this seed's super-network: the fine-tune estimate with the
     search's settings (its ``finetune_steps`` from the space file, else 100)."""
-    from clearer_nni.archs.space import load_space_file
     from clearer_nni.data import GaussianNoise, search_batches
     from clearer_nni.nas.estimate import derived_network, finetune_estimate
     from clearer_nni.config import resolve_search
@@ -346,7 +339,7 @@ def run_seed(budget: Budget, seed: int, out: Path, data_root: str | None, pairs:
     if "gumbel-argmax" in todo:
         genotypes["gumbel-argmax"] = Genotype.load(search(budget, seed, out, data_root, "gumbel") / "genotype.json")
     data = (load_dataset(SPLIT_NAME, "train", root=data_root), load_dataset(SPLIT_NAME, "val", root=data_root))
-    estimate = estimator(budget, seed, folder, data, argmax)
+    estimate = estimator(budget, seed, folder, data)
     for name in todo:
         g = genotypes[name]
         twin = next((r for r in read_rows(out) if int(r["seed"]) == seed and r["genotype"] == g.code()), None)

@@ -22,7 +22,6 @@ evaluate the exported genotypes (``clearer-nni export --trial ID``) to compare w
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import shutil

@@ -112,7 +112,11 @@ def finetune_estimate(network: nn.Module, train: Sequence[Batch], monitor: Seque
     bns = batch_norms(gated.network)
     momenta = [m.momentum for m in bns]
     if calibration and bns:
-        estimate_bn(bns, lambda: [gated.network(x.to(device)) for x, _ in calibration])
+        def feed() -> None:
+            for degraded, _ in calibration:
+                gated.network(degraded.to(device))
+
+        estimate_bn(bns, feed)
     inherited = mean_psnr(gated.network, monitor, device)
     start = "inherited" if inherited > start_psnr else "identity"
     if start == "inherited":

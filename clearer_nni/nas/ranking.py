@@ -373,7 +373,6 @@ def plot_pareto(rows: Sequence[Row], path: str | Path, searched: str | None = No
     plt.close(fig)
 
 
-
 def rank_supernet(scorer: Scorer, folder: str | Path, settings: Mapping[str, Any], *, searched: str | None = None,
                   max_params: int | None = None, max_flops: int | None = None, budget: int | None = None,
                   progress: bool = True, on_row: Callable[[Row], None] | None = None,
