@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="denoise", help="NNI experiment file, or a shipped name")
     p.add_argument("--out", default="runs/quickstart", help="output folder")
     p.add_argument("--port", type=int, default=None, help="web UI port (default: 8080, or a free one)")
-    p.add_argument("--timeout", type=float, default=1800, help="give the experiment at most this many seconds")
+    p.add_argument("--timeout", type=float, default=2400,
+                   help="stop the experiment after this many seconds and go on with the trials that finished")
     p.add_argument("--retrain-steps", type=int, default=300, help="retraining steps (paper: 100,000)")
     p.add_argument("--sigma", type=float, default=50.0, help="noise level of the evaluation")
     return p
@@ -54,6 +55,28 @@ def _decision(genotype_path: Path) -> str:
     return "\n".join(lines)
 
 
+def _ended_early(port: int, timed_out: bool, timeout: float) -> str:
+    """How many trials finished and, when fewer than the experiment planned, why (its duration or trial limit,
+    or the demo's ``--timeout``). Raises ``RuntimeError`` when no trial succeeded."""
+    from .experiment.rest import rest_get
+
+    trials = rest_get(port, "/trial-jobs") or []
+    params = (rest_get(port, "/experiment") or {}).get("params", {})
+    planned = params.get("maxTrialNumber")
+    succeeded = sum(t.get("status") == "SUCCEEDED" for t in trials)
+    if timed_out:
+        why = f"the demo's --timeout of {timeout:.0f} s ended the experiment"
+    elif planned is not None and len(trials) < int(planned):
+        why = f"the experiment's maxExperimentDuration ({params.get('maxExperimentDuration')}) ended it"
+    else:
+        why = ""
+    states = ", ".join(f"{t.get('trialJobId')}: {t.get('status')}" for t in trials) or "none started"
+    if not succeeded:
+        raise RuntimeError(f"no trial of the experiment succeeded ({states})" + (f": {why}" if why else ""))
+    line = f"{succeeded} of {planned if planned is not None else len(trials)} trials succeeded"
+    return line + (f" ({why}); going on with the trials that finished" if why or succeeded < len(trials) else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .cli import run_cli
 
@@ -74,6 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         outlock.acquire(out)  # one quick start per folder (run_cli releases it)
         workdir = out / "nni"
         start = time.time()
+        stages: list[tuple[str, float]] = []
+
+        def stage_done(name: str, since: float) -> float:
+            now = time.time()
+            stages.append((name, now - since))
+            return now
 
         _step(1, f"NNI experiment {ns.config}")
         port = pick_port(ns.port)
@@ -101,11 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                               + (f": trial metric (derived network) {psnr:.2f} dB" if isinstance(psnr, float) else ""),
                               flush=True)
 
-            state = wait_for_experiment(port, ns.timeout, on_poll=on_poll)
+            timed_out = False
+            try:
+                state = wait_for_experiment(port, ns.timeout, on_poll=on_poll)
+            except TimeoutError:
+                timed_out, state = True, {}
             if state.get("status") == "ERROR":
                 raise RuntimeError(f"the NNI experiment failed: {state.get('errors')}")
+            print(_ended_early(port, timed_out, ns.timeout), flush=True)
         finally:
             stop_experiment(exp_id, workdir)
+        t = stage_done("NNI experiment (search trials)", start)
 
         _step(2, "best genotype and the trials' table")
         genotype_path, best = export_genotype(exp_id, out / "genotype.json", workdir=workdir, overwrite=True)
@@ -114,18 +149,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"best trial: {best.trial_id} {best.parameters}")
         print(f"wrote {genotype_path} and {', '.join(str(p) for p in report.values())}")
         print(_decision(genotype_path))
+        t = stage_done("export and report", t)
 
         _step(3, f"retrain the best genotype from scratch ({ns.retrain_steps} steps)")
         retrained = run_retrain(RetrainConfig(genotype=str(genotype_path), out=str(out / "retrain"),
                                               steps=ns.retrain_steps, batch_size=16, patch_size=48,
                                               val_every=max(1, ns.retrain_steps // 5), overwrite=True))
         print(f"best validation PSNR {retrained.best_val_psnr:.2f} dB at step {retrained.best_step}")
+        t = stage_done(f"retrain ({ns.retrain_steps} steps)", t)
 
         _step(4, f"evaluate on the embedded test images (standard protocol, sigma {ns.sigma:g})")
         result = run_evaluate(EvalConfig(model=str(retrained.checkpoint), data="skimage", split="test",
                                          sigma=ns.sigma, out=str(out / "eval"), overwrite=True))
         print(format_summary(result.summary))
-        print(f"\nquick start done in {(time.time() - start) / 60:.1f} min; everything is in {out}/")
+        stage_done("evaluate", t)
+        print("\ntime per stage: " + "; ".join(f"{name} {sec / 60:.1f} min" for name, sec in stages))
+        print(f"quick start done in {(time.time() - start) / 60:.1f} min; everything is in {out}/")
         return 0
 
     return run_cli(_run)

@@ -13,9 +13,10 @@ __all__ = ["experiment_file", "wait_for_trials", "listening_addresses"]
 
 
 def experiment_file(folder: Path, trial_args: str, search_space: dict[str, Any], trials: int,
-                    code_dir: str | Path = ".", name: str = "test.yml") -> Path:
+                    code_dir: str | Path = ".", name: str = "test.yml", extra: str = "") -> Path:
     """A local NNI experiment file in ``folder``: ``trials`` trials one at a time, GridSearch over
-    ``search_space`` (written beside it), each ``clearer_nni.experiment.trial TRIAL_ARGS`` with one torch thread."""
+    ``search_space`` (written beside it), each ``clearer_nni.experiment.trial TRIAL_ARGS`` with one torch thread;
+    ``extra``: more top-level lines (``maxExperimentDuration: 20s``)."""
     import json
 
     (folder / f"{name}.hpo.json").write_text(json.dumps(search_space))
@@ -27,6 +28,7 @@ trialCommand: OMP_NUM_THREADS=1 ${{CLEARER_PYTHON:-python3}} -m clearer_nni.expe
 trialCodeDirectory: {code_dir}
 trialConcurrency: 1
 maxTrialNumber: {trials}
+{extra}
 tuner:
   name: GridSearch
 trainingService:
