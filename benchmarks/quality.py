@@ -238,31 +238,20 @@ def train(network: torch.nn.Module, budget: Budget, seed: int, data: tuple[Any, 
           ) -> dict[str, Any]:
     """Train ``network`` from scratch with the budget on ``data`` (the held-out split's train and val
     sets); load its best validation state; the facts."""
-    from clearer_nni.data import GaussianNoise, make_loader
-    from clearer_nni.data.patches import PatchDataset
-    from clearer_nni.models.restoration import RETRAIN, RestorationModule
     from clearer_nni.config import RetrainConfig
-    from clearer_nni.training.fit import fit_network
-    from clearer_nni.training.validation import Validator, validation_batches
-    from clearer_nni.runtime import lightning_accelerator
+    from clearer_nni.data import GaussianNoise
+    from clearer_nni.training.fit import train_from_scratch
+    from clearer_nni.training.validation import validation_batches
 
     cfg = RetrainConfig(genotype="-", steps=steps or budget.steps, batch_size=budget.batch_size,
-                        patch_size=budget.patch_size, lr=budget.lr, seed=seed, val_every=budget.val_every,
-                        val_patches=budget.val_patches, progress=False)
+                        patch_size=budget.patch_size, val_patches=budget.val_patches, seed=VAL_SEED)
     noise = GaussianNoise(budget.sigma)
     train_set, val_set = data
-    val_batches, _ = validation_batches(val_set, dataclasses.replace(cfg, seed=VAL_SEED), noise)
-    loader = make_loader(PatchDataset(train_set, cfg.patch_size, noise, length=cfg.steps * cfg.batch_size,
-                                      seed=seed), cfg.batch_size)
-    module = RestorationModule(dataclasses.replace(RETRAIN, lr=cfg.lr), cfg.steps)
-    module.set_model(network)
-    validator = Validator(val_batches, cfg.val_every, cfg.steps)
-    start = time.time()
-    fit_network(cfg, lightning_accelerator("auto"), module, loader, [validator])
-    seconds = time.time() - start
-    network.load_state_dict(validator.best_state)
-    return {"train_seconds": round(seconds, 1), "best_val_psnr": round(validator.best_psnr, 4),
-            "best_step": validator.best_step}
+    val_batches, _ = validation_batches(val_set, cfg, noise)
+    facts = train_from_scratch(network, train_set, noise, val_batches, steps=cfg.steps, batch_size=cfg.batch_size,
+                               patch_size=cfg.patch_size, lr=budget.lr, seed=seed, val_every=budget.val_every)
+    facts.pop("curve")
+    return facts
 
 
 def score(restore: Callable[[Any], Any] | torch.nn.Module, pairs: dict[str, list]) -> dict[str, float]:

@@ -18,6 +18,7 @@ from .datasets import (
 from .degradations import (
     degradation_for,
     Degradation,
+    CorrelatedNoise,
     GaussianNoise,
     JPEGCompression,
     RainStreaks,
@@ -56,6 +57,7 @@ __all__ = [
     "DEFAULT_DATA_ROOT",
     "DataError",
     "Degradation",
+    "CorrelatedNoise",
     "GaussianNoise",
     "ImageSet",
     "JPEGCompression",

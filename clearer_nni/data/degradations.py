@@ -16,6 +16,7 @@ from .images import DataError
 __all__ = [
     "degradation_for",
     "Degradation",
+    "CorrelatedNoise",
     "GaussianNoise",
     "JPEGCompression",
     "RainStreaks",
@@ -117,6 +118,70 @@ class GaussianNoise:
 
     def __repr__(self) -> str:
         return f"GaussianNoise(sigma={self.sigma!r}, clip={self.clip})"
+
+
+class CorrelatedNoise:
+    """Spatially correlated Gaussian noise: white noise filtered by a Gaussian kernel, then scaled to ``sigma``.
+
+    Camera noise after demosaicing and denoising in the image pipeline is correlated between neighbouring
+    pixels; removing it needs a wider view than white noise does, which is where coarse scales help.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation of every pixel's noise on the 0..255 scale (the kernel is L2-normalised, so
+        filtering keeps the white noise's variance).
+    correlation_length : float, default 2.0
+        Standard deviation ``l`` (pixels) of the Gaussian filter; the noise's correlation between pixels
+        ``d`` apart is ``exp(-d**2 / (4 l**2))``. 0 gives white noise.
+    clip : bool, default False
+        Clip the noisy image to [0, 1] (and round to 8 bits), as :class:`GaussianNoise` does.
+
+    Notes
+    -----
+    The white noise is drawn on the image padded by the kernel's radius (``ceil(3 l)``) and filtered
+    without padding, so the noise is stationary up to the borders. Colour channels get independent noise.
+    """
+
+    def __init__(self, sigma: float, correlation_length: float = 2.0, clip: bool = False) -> None:
+        self.sigma = _check_sigma(sigma, "CorrelatedNoise")
+        try:
+            length = float(correlation_length)
+        except (TypeError, ValueError):
+            raise DataError(f"CorrelatedNoise: correlation_length must be a number of pixels, got "
+                            f"{correlation_length!r}") from None
+        if not math.isfinite(length) or not 0 <= length <= 64:
+            raise DataError(f"CorrelatedNoise: correlation_length must be in 0..64 pixels, got {correlation_length!r}")
+        self.correlation_length, self.clip = length, bool(clip)
+        self.radius = int(math.ceil(3 * length))
+        x = np.arange(-self.radius, self.radius + 1, dtype=np.float64)
+        g = np.exp(-x ** 2 / (2 * length ** 2)) if length > 0 else (x == 0).astype(np.float64)
+        self._taps = g / np.sqrt((g ** 2).sum())  # separable: the 2-D kernel's L2 norm is 1 too
+
+    def noise(self, shape: tuple[int, ...], rng: RNG) -> np.ndarray:
+        """Unit-variance correlated noise of ``shape`` (``H x W x C``)."""
+        from scipy.ndimage import correlate1d
+
+        h, w, c = shape
+        r = self.radius
+        white = rng.standard_normal((h + 2 * r, w + 2 * r, c))
+        field = correlate1d(correlate1d(white, self._taps, axis=0, mode="constant"), self._taps, axis=1, mode="constant")
+        return field[r: r + h, r: r + w]
+
+    def __call__(self, clean: np.ndarray, rng: RNG) -> np.ndarray:
+        x = _check_image(clean, "CorrelatedNoise")
+        noise = self.noise(x.shape, rng)
+        if self.clip:
+            return _noise_uint8(x, self.sigma * noise)
+        return (x.astype(np.float64) + (self.sigma / 255.0) * noise).astype(np.float32)
+
+    def describe(self) -> dict:
+        """``{"kind": "correlated", "sigma": ..., "correlation_length": ..., "clip": ...}``."""
+        return {"kind": "correlated", "sigma": self.sigma, "correlation_length": self.correlation_length,
+                "clip": self.clip}
+
+    def __repr__(self) -> str:
+        return f"CorrelatedNoise(sigma={self.sigma!r}, correlation_length={self.correlation_length!r}, clip={self.clip})"
 
 
 class RainStreaks:
@@ -221,7 +286,8 @@ class JPEGCompression:
         return f"JPEGCompression(quality={self.quality})"
 
 
-_KINDS = {"gaussian": GaussianNoise, "noise": GaussianNoise, "rain": RainStreaks, "jpeg": JPEGCompression}
+_KINDS = {"gaussian": GaussianNoise, "noise": GaussianNoise, "correlated": CorrelatedNoise, "rain": RainStreaks,
+          "jpeg": JPEGCompression}
 
 
 def make_degradation(kind: str, **kwargs: Any) -> Degradation:
@@ -229,11 +295,11 @@ def make_degradation(kind: str, **kwargs: Any) -> Degradation:
 
     Parameters
     ----------
-    kind : {"gaussian", "rain", "jpeg"}
+    kind : {"gaussian", "correlated", "rain", "jpeg"}
         ``"noise"`` is accepted for ``"gaussian"``.
     **kwargs
-        Constructor arguments (``sigma``, ``clip``; ``density``, ``length``, ``angle``,
-        ``intensity``; ``quality``).
+        Constructor arguments (``sigma``, ``clip``; ``correlation_length``; ``density``, ``length``,
+        ``angle``, ``intensity``; ``quality``).
 
     Raises
     ------
@@ -242,7 +308,7 @@ def make_degradation(kind: str, **kwargs: Any) -> Degradation:
     """
     cls = _KINDS.get(str(kind).lower())
     if cls is None:
-        raise DataError(f"unknown degradation {kind!r}; expected one of 'gaussian', 'rain', 'jpeg'")
+        raise DataError(f"unknown degradation {kind!r}; expected one of 'gaussian', 'correlated', 'rain', 'jpeg'")
     try:
         return cls(**kwargs)
     except TypeError as exc:

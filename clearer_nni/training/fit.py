@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 
 from ..models.fastpath import apply_fast_path, check_precision
 
-__all__ = ["fit_network", "fit_supernet"]
+__all__ = ["fit_network", "fit_supernet", "train_from_scratch"]
 
 #: Trainer settings of every run here (see the module docstring).
 _QUIET = dict(enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
@@ -84,3 +84,44 @@ def fit_supernet(space: Any, strategy: Any, module: Any, train_loader: Any, val_
     supernet = apply_fast_path(strategy.mutate_model(space), channels_last=channels_last, compile=compile)
     _fit(lambda: evaluator.evaluate(supernet))
     return evaluator.module
+
+
+def train_from_scratch(network: Any, train_set: Any, degradation: Any, val_batches: list, *, steps: int,
+                       batch_size: int, patch_size: int, lr: float = 0.01, grad_clip: float = 5.0, seed: int = 0,
+                       val_every: int = 1000, device: str = "auto", progress: bool = False) -> dict[str, Any]:
+    """Retraining's optimisation (Adam, ``lr`` cosine to 0, MSE, gradient clip; SPEC section 4) of ``network``
+    on random patches of ``train_set`` drawn with ``seed``, validated every ``val_every`` steps on
+    ``val_batches``; ends holding its best validation state. For the benchmarks that train many networks
+    (the quality benchmark, :mod:`clearer_nni.bench`); ``clearer-nni retrain`` adds run folders,
+    checkpoints and resume around the same pieces.
+
+    Returns
+    -------
+    dict
+        ``train_seconds``, ``best_val_psnr``, ``best_step``, and ``curve``: the validation rows
+        (step, loss, lr, val_psnr, seconds).
+    """
+    import dataclasses
+    import time
+
+    from ..config import RetrainConfig
+    from ..data import make_loader
+    from ..data.patches import PatchDataset
+    from ..models.restoration import RETRAIN, RestorationModule
+    from ..runtime import lightning_accelerator
+    from .validation import Validator
+
+    cfg = RetrainConfig(genotype="-", steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr,
+                        grad_clip=grad_clip, seed=seed, val_every=val_every, progress=progress)
+    loader = make_loader(PatchDataset(train_set, patch_size, None if train_set.paired else degradation,
+                                      length=steps * batch_size, seed=seed), batch_size)
+    module = RestorationModule(dataclasses.replace(RETRAIN, lr=lr), steps)
+    module.set_model(network)
+    validator = Validator(val_batches, val_every, steps)
+    start = time.time()
+    fit_network(cfg, lightning_accelerator(device), module, loader, [validator])
+    seconds = time.time() - start
+    network.load_state_dict(validator.best_state)
+    network.eval()
+    return {"train_seconds": round(seconds, 1), "best_val_psnr": round(validator.best_psnr, 4),
+            "best_step": validator.best_step, "curve": validator.rows}

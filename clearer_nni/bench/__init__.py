@@ -1,0 +1,1 @@
+"""Ground-truth tables of CLEARER spaces."""
