@@ -15,7 +15,8 @@ setup(
     # space files, run recipes, NNI experiment files and the web server's loopback shim: found through
     # the package (clearer_nni.bundled), so an installed wheel needs no repository
     package_data={"clearer_nni": ["py.typed", "resources/search_spaces/*", "resources/recipes/*",
-                                  "resources/experiments/*", "experiment/loopback.js"]},
+                                  "resources/experiments/*", "experiment/loopback.js",
+                                  "bench/tables/*.csv", "bench/tables/*.json"]},
     install_requires=[
         "torch>=2.1",
         "nni==3.0",

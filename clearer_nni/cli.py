@@ -2,7 +2,7 @@
 
 ::
 
-    clearer-nni search | retrain | evaluate | restore | experiment | export | rank | report | export-model | demo  [options]
+    clearer-nni search | retrain | evaluate | restore | experiment | export | rank | report | export-model | bench | demo  [options]
 
 ``python -m clearer_nni.search`` and ``python -m clearer_nni.retrain`` are the same commands.
 """
@@ -29,6 +29,7 @@ COMMANDS = {
     "rank": ("clearer_nni.rank", "every architecture of a search's space scored with its super-network: Pareto front"),
     "report": ("clearer_nni.experiment.report", "an experiment's trials: table and Pareto plot"),
     "export-model": ("clearer_nni.export_model", "a model.ckpt as ONNX or TorchScript, checked against PyTorch"),
+    "bench": ("clearer_nni.bench.command", "ground-truth tables: every architecture of a space trained; query, stats, build"),
     "demo": ("clearer_nni.quickstart", "the whole flow on the embedded images (make demo)"),
 }
 

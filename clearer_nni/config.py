@@ -35,6 +35,8 @@ __all__ = ["opt", "RunOptions", "DataOptions", "SearchConfig", "RetrainConfig", 
            "add_options", "field_types", "coerce_setting"]
 
 T = TypeVar("T")
+#: The degradations a run can remove (:func:`clearer_nni.data.degradation_for`).
+DEGRADATIONS = ("gaussian", "correlated", "rain", "jpeg")
 
 #: Settings that may differ between a run and its resumption (``--resume``).
 RESUME_FREE = frozenset({"out", "overwrite", "progress", "resume", "workers", "device", "threads"})
@@ -106,9 +108,12 @@ class DataOptions(_Options):
     data_root: str | None = opt(None, "root folder of named datasets [$CLEARER_DATA_ROOT, else a source checkout's ../shared/data, "
                                 "else ~/.cache/clearer_nni/data]",
                                 type=str)
-    degradation: str | None = opt("gaussian", "degradation to remove", choices=["gaussian", "rain", "jpeg"])
+    degradation: str | None = opt("gaussian", "degradation to remove (correlated: Gaussian noise filtered by a "
+                                              "Gaussian kernel, --correlation-length)", choices=list(DEGRADATIONS))
     sigma: float | None = opt(50.0, "Gaussian noise level on the 0..255 scale", type=float)
     noise_clip: bool | None = opt(False, "the authors' uint8-clipped noise (default: float noise)")
+    correlation_length: float | None = opt(None, "correlated noise: standard deviation (pixels) of its Gaussian "
+                                                 "filter [2]", type=float)
     batch_size: int = opt(32, "batch size (the global batch, split over --devices)")
     patch_size: int = opt(64, "training patch size")
     val_patches: int = opt(64, "fixed validation patches for PSNR")
@@ -120,6 +125,11 @@ class DataOptions(_Options):
             (self.val_patches >= 1, f"val_patches must be >= 1, got {self.val_patches}"),
             (self.sigma is None or (math.isfinite(self.sigma) and self.sigma >= 0),
              f"sigma must be a finite number >= 0, got {self.sigma}"),
+            (self.correlation_length is None or (math.isfinite(self.correlation_length)
+                                                 and 0 <= self.correlation_length <= 64),
+             f"correlation_length must be in 0..64 pixels, got {self.correlation_length}"),
+            (self.correlation_length is None or self.degradation in (None, "correlated"),
+             f"--correlation-length is a setting of --degradation correlated, not of {self.degradation}"),
         ]
 
 
@@ -224,7 +234,7 @@ class RetrainConfig(RunOptions, DataOptions):
     data: str | None = opt(None, "training images: skimage, bsds500, bsd400, a folder... [the search's, "
                                  "else skimage]", type=str)
     degradation: str | None = opt(None, "degradation to remove [the search's, else gaussian]",
-                                  choices=["gaussian", "rain", "jpeg"])
+                                  choices=list(DEGRADATIONS))
     sigma: float | None = opt(None, "Gaussian noise level on the 0..255 scale [the search's, else 50]", type=float)
     noise_clip: bool | None = opt(None, "the authors' uint8-clipped noise (--no-noise-clip: float noise) "
                                         "[the search's, else float]")

@@ -51,20 +51,33 @@ class LeakError(ValueError):
     """The test set overlaps data the model (or its search) was trained or selected on."""
 
 
-def protocol_pairs(data: Any, protocol: str, sigma: float) -> list[Pair]:
+def protocol_pairs(data: Any, protocol: str, sigma: float, degradation: Any = None) -> list[Pair]:
     """``(degraded, clean, path)`` triples of an :class:`~clearer_nni.data.ImageSet` under ``protocol``.
 
+    The noise is Gaussian of ``sigma``, or ``degradation`` (a :class:`~clearer_nni.data.CorrelatedNoise`, say),
+    drawn with seed 0 for every image; float under the standard protocol, uint8-clipped under the paper's.
     Paired sets (e.g. Rain800) are used as they are (``sigma`` ignored); the paper protocol still crops.
     """
-    from .data import eval_pairs, paper_noisy, standard_noisy
+    from .data import GaussianNoise, eval_pairs, protocol_noisy
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
     crop = None if protocol == "standard" else PAPER_CROP
     if data.paired:
         return eval_pairs(data, None, crop_multiple=crop)
-    noise = partial(standard_noisy if protocol == "standard" else paper_noisy, sigma=sigma)
+    noise = protocol_noisy(degradation if degradation is not None else GaussianNoise(sigma), clip=protocol != "standard")
     return eval_pairs(data, noise, crop_multiple=crop)
+
+
+def noise_of(recorded: Any, kind: str | None, sigma: float, correlation_length: float | None) -> Any:
+    """The noise an evaluation adds: ``kind`` (``gaussian``, ``correlated``), else the model's recorded
+    noise kind when it is correlated, else Gaussian; always of level ``sigma``."""
+    from .data import degradation_for
+
+    recorded = recorded if isinstance(recorded, dict) else {}
+    if kind is None:
+        kind = "correlated" if recorded.get("kind") == "correlated" else "gaussian"
+    return degradation_for(kind, sigma, False, recorded, correlation_length)
 
 
 def _is_bsd68(name: str) -> bool:
@@ -177,6 +190,9 @@ class EvalConfig:
     split: str = "test"
     data_root: str | None = None
     sigma: float = 50.0
+    #: ``gaussian`` or ``correlated``; None: the model's own noise (its genotype's search), else Gaussian
+    degradation: str | None = None
+    correlation_length: float | None = None  # correlated noise; None: the model's, else 2 px
     protocol: str = "standard"
     patch: int | None = None  # the authors protocol: 64 when not given
     self_ensemble: str | None = None  # None (off), "8" or "authors" (clearer_nni.ensemble)
@@ -200,6 +216,11 @@ class EvalConfig:
             (bool(self.model), "model is required (a model.ckpt written by clearer_nni.retrain)"),
             (self.protocol in PROTOCOLS, f"unknown protocol {self.protocol!r}; expected one of {list(PROTOCOLS)}"),
             (math.isfinite(self.sigma) and self.sigma >= 0, f"sigma must be a finite number >= 0, got {self.sigma}"),
+            (self.degradation in (None, "gaussian", "correlated"),
+             f"evaluate adds gaussian or correlated noise, got --degradation {self.degradation!r}"),
+            (self.correlation_length is None or (math.isfinite(self.correlation_length)
+                                                 and 0 <= self.correlation_length <= 64),
+             f"correlation_length must be in 0..64 pixels, got {self.correlation_length}"),
             (self.patch is None or self.patch >= 8, f"patch must be >= 8, got {self.patch}"),
             (self.ssim in SSIM_WINDOWS, f"unknown SSIM window {self.ssim!r}; expected one of {list(SSIM_WINDOWS)}"),
             (self.max_images is None or self.max_images >= 1, f"max_images must be >= 1, got {self.max_images}"),
@@ -256,7 +277,9 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
     notes = []
     if data.name in seen:
         notes.append(f"the model's search or training used {data.name} itself: this is not a held-out score")
-    pairs = protocol_pairs(data, cfg.protocol, cfg.sigma)
+    recorded = (metadata or {}).get("degradation") or genotype.metadata.get("degradation")  # the training's, else the search's
+    degradation = noise_of(recorded, cfg.degradation, cfg.sigma, cfg.correlation_length)
+    pairs = protocol_pairs(data, cfg.protocol, cfg.sigma, degradation)
     patch = cfg.patch or (PAPER_CROP if cfg.protocol == "authors" else None)
     save_dir = Path(cfg.save_images) if cfg.save_images else None
     out = Path(cfg.out)
@@ -278,6 +301,8 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
         summary = {
             "dataset": data.name, "protocol": cfg.protocol, "variant": _variant(cfg.protocol, patch, cfg.self_ensemble),
             "sigma": None if data.paired else cfg.sigma, "n_images": len(df),
+            **({"noise": "correlated", "correlation_length": degradation.correlation_length}
+               if getattr(degradation, "correlation_length", None) is not None and not data.paired else {}),
             "psnr": float(df["psnr"].mean()), "ssim": float(df["ssim"].mean()),
             "psnr_input": float(df["psnr_input"].mean()), "implementation": impl,
             "scored_on": "prediction clipped to [0,1] and rounded to 8 bits, data_range=1"
@@ -301,6 +326,8 @@ def run_evaluate(cfg: EvalConfig) -> EvalResult:
 def format_summary(summary: dict[str, Any]) -> str:
     """The printed table: one header line and one row."""
     sigma = "-" if summary["sigma"] is None else f"{summary['sigma']:g}"
+    if summary.get("correlation_length") is not None:
+        sigma += f" (correlated, {summary['correlation_length']:g} px)"
     cols = [("dataset", summary["dataset"]), ("protocol", f"{summary['protocol']} ({summary['variant']})"),
             ("sigma", sigma), ("N", str(summary["n_images"])), ("PSNR (dB)", f"{summary['psnr']:.2f}"),
             ("SSIM", f"{summary['ssim']:.4f}"), ("SSIM implementation", summary["implementation"])]
@@ -322,6 +349,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=d.split, help="split of a named dataset (never select models on test)")
     p.add_argument("--data-root", default=d.data_root, help="root of named datasets [$CLEARER_DATA_ROOT or ../shared/data]")
     p.add_argument("--sigma", type=float, default=d.sigma, help="Gaussian noise level on the 0..255 scale")
+    p.add_argument("--degradation", choices=("gaussian", "correlated"), default=d.degradation,
+                   help="the noise added [the model's: correlated when it was searched for correlated noise, "
+                        "else gaussian]")
+    p.add_argument("--correlation-length", type=float, default=d.correlation_length,
+                   help="correlated noise: standard deviation (pixels) of its Gaussian filter [the model's, else 2]")
     p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol,
                    help="standard (DnCNN/KAIR: float noise, whole image), paper (authors' data: uint8 noise, crop "
                         "to 64) or authors (paper + CLEARER-P scored per 64x64 patch and averaged, as the authors)")

@@ -215,7 +215,8 @@ def run_retrain(cfg: RetrainConfig, on_val: Callable[[dict[str, float]], None] |
         raise ValueError(f"validation data {val_set.name!r} shares {len(shared)} image(s) with the training data "
                          f"{train_set.name!r} (e.g. {min(shared)}): model selection needs disjoint images (pass "
                          "--val-data, or use a dataset with train/val splits)")
-    degradation = degradation_for(cfg.degradation, cfg.sigma, cfg.noise_clip, gm.get("degradation"))
+    degradation = degradation_for(cfg.degradation, cfg.sigma, cfg.noise_clip, gm.get("degradation"),
+                                  cfg.correlation_length)
     val_batches, val_desc = validation_batches(val_set, cfg, degradation)
 
     pl.seed_everything(cfg.seed, verbose=False)

@@ -123,7 +123,7 @@ def run_search(cfg: SearchConfig, on_log: Callable[[dict[str, float]], None] | N
     if held_out:
         print(f"note: {cfg.data} has no validation split: the weights train on {len(train_set)} of its images, "
               f"α on the other {len(val_set)} (every 5th by name; --val-data chooses them)", file=sys.stderr)
-    degradation = degradation_for(cfg.degradation, cfg.sigma, cfg.noise_clip)
+    degradation = degradation_for(cfg.degradation, cfg.sigma, cfg.noise_clip, correlation_length=cfg.correlation_length)
     n = cfg.steps * cfg.batch_size
     # Patch i is a pure function of (seed, i): a resumed search skips the patches already used.
     # Under DDP each rank takes its slice of every global batch (.training.ranks).

@@ -52,9 +52,7 @@ def _data(recipe: TableRecipe, root: str | None) -> dict[str, Any]:
     """Training set, validation batches and test pairs of the recipe, loaded once per process."""
     key = json.dumps([recipe.training_key(), root], sort_keys=True)
     if key not in _DATA:
-        import numpy as np
-
-        from ..data import eval_pairs, fixed_batches, holdout_split, load_dataset
+        from ..data import eval_pairs, fixed_batches, holdout_split, load_dataset, protocol_noisy
         from ..data.patches import PatchDataset
 
         _DATA.clear()
@@ -66,10 +64,9 @@ def _data(recipe: TableRecipe, root: str | None) -> dict[str, Any]:
                                          seed=recipe.val_seed, augment=False), recipe.batch_size)
         tests = {}
         for name in recipe.test_sets:
-            # the standard protocol: seed 0 for every image's noise (for Gaussian noise, bit-identical to
-            # standard_noisy: np.random.seed(0) before each image)
+            # the standard protocol: seed 0 for every image's noise
             tests[name] = eval_pairs(load_dataset(name, "test", channels=channels, root=root),
-                                     lambda clean: degradation(clean, np.random.RandomState(0)))
+                                     protocol_noisy(degradation))
         _DATA[key] = {"degradation": degradation, "train": train_set, "val": val, "tests": tests}
     return _DATA[key]
 

@@ -16,18 +16,20 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-__all__ = ["Agreement", "ACCEPT_TAU", "ACCEPT_SPREAD_RATIO", "agreement", "means", "Standing", "standing",
+__all__ = ["PRIMARY", "Agreement", "ACCEPT_TAU", "ACCEPT_SPREAD_RATIO", "agreement", "means", "Standing", "standing",
            "percentile", "pareto_distance"]
 
 #: The acceptance test of a table: mean pairwise Kendall tau between seeds, and the spread ratio.
 ACCEPT_TAU, ACCEPT_SPREAD_RATIO = 0.6, 0.5
+#: The figure architectures are ranked by: BSD68 (68 images, standard protocol), the larger test set.
+PRIMARY = "bsd68_psnr"
 
 
 def _frame(rows: Any) -> pd.DataFrame:
     return rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
 
 
-def means(rows: Any, metric: str = "set12_psnr") -> pd.Series:
+def means(rows: Any, metric: str = PRIMARY) -> pd.Series:
     """Mean ``metric`` per architecture over its seeds, best first."""
     df = _frame(rows)
     return df.groupby("architecture")[metric].mean().sort_values(ascending=False)
@@ -76,7 +78,7 @@ class Agreement:
                 f"{verdict} (tau >= {ACCEPT_TAU}, ratio < {ACCEPT_SPREAD_RATIO})")
 
 
-def agreement(rows: Any, metric: str = "set12_psnr") -> Agreement:
+def agreement(rows: Any, metric: str = PRIMARY) -> Agreement:
     """The seed-to-seed agreement of a table (or a pilot's rows) on ``metric``."""
     from scipy.stats import kendalltau
 
@@ -135,7 +137,7 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def standing(rows: Any, architecture: str, metric: str = "set12_psnr") -> Standing:
+def standing(rows: Any, architecture: str, metric: str = PRIMARY) -> Standing:
     """The rank (1 = best) of ``architecture`` by its mean ``metric`` over seeds; ``KeyError`` if absent."""
     m = means(rows, metric)
     if architecture not in m.index:
@@ -144,7 +146,7 @@ def standing(rows: Any, architecture: str, metric: str = "set12_psnr") -> Standi
     return Standing(architecture, rank, len(m), float(m[architecture]), float(m.iloc[0]), str(m.index[0]), metric)
 
 
-def pareto_distance(rows: Any, architecture: str, metric: str = "set12_psnr", cost: str = "params") -> float:
+def pareto_distance(rows: Any, architecture: str, metric: str = PRIMARY, cost: str = "params") -> float:
     """How far (dB) ``architecture`` lies below the table's (``cost``, mean ``metric``) Pareto front: the
     best mean PSNR among architectures at most as costly, minus its own (0 on the front)."""
     df = _frame(rows)

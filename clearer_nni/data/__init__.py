@@ -24,6 +24,7 @@ from .degradations import (
     RainStreaks,
     make_degradation,
     paper_noisy,
+    protocol_noisy,
     standard_noisy,
 )
 from .images import (MAX_PIXELS, DataError, bit_depth, load_image, max_pixels, probe_image, read_image,
@@ -88,6 +89,7 @@ __all__ = [
     "MAX_PIXELS",
     "register_dataset",
     "search_sets",
+    "protocol_noisy",
     "standard_noisy",
     "to_luma",
     "worker_init_fn",

@@ -395,7 +395,12 @@ def search_sets(data: str, val_data: str | None, channels: int = 1,
         The two sets share images (the architecture step needs images disjoint from the weights').
     """
     train_set = load_dataset(data, "train", channels=channels, root=root)
-    val_set = load_dataset(val_data or data, "val", channels=channels, root=root)
+    try:
+        val_set = load_dataset(val_data or data, "val", channels=channels, root=root)
+    except DataError as exc:
+        if val_data or "has only the 'train' split" not in str(exc):
+            raise
+        val_set = train_set  # a training-only set (bsd400): held out from below
     held_out = sorted(train_set.paths) == sorted(val_set.paths) and not val_data
     if held_out:  # a folder: the architecture step needs images disjoint from the weights', so hold some out
         train_set, val_set = holdout_split(train_set)

@@ -22,6 +22,7 @@ __all__ = [
     "RainStreaks",
     "make_degradation",
     "paper_noisy",
+    "protocol_noisy",
     "standard_noisy",
 ]
 
@@ -362,17 +363,37 @@ def paper_noisy(clean: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def degradation_for(kind: str | None = None, sigma: float | None = None, clip: bool | None = None,
-                    recorded: dict[str, Any] | None = None) -> Degradation:
-    """The degradation a run asks for: each of ``kind``, ``sigma`` and ``clip`` that is ``None`` falls back
-    on ``recorded`` (a search's ``Degradation.describe()``, e.g. from a genotype), then on Gaussian σ 50
-    float noise. One rule for search, retrain and rank."""
+                    recorded: dict[str, Any] | None = None, correlation_length: float | None = None) -> Degradation:
+    """The degradation a run asks for: each of ``kind``, ``sigma``, ``clip`` and ``correlation_length`` that
+    is ``None`` falls back on ``recorded`` (a search's ``Degradation.describe()``, e.g. from a genotype), then
+    on Gaussian σ 50 float noise (correlation length 2 px for correlated noise). One rule for search,
+    retrain, rank and evaluate."""
     recorded = recorded if isinstance(recorded, dict) else {}
     kind = kind or recorded.get("kind") or "gaussian"
-    if kind in ("gaussian", "noise"):
-        same = recorded.get("kind") in ("gaussian", "noise")
+    if kind in ("gaussian", "noise", "correlated"):
+        noisy = ("gaussian", "noise", "correlated")
+        same = recorded.get("kind") in noisy
         sigma = sigma if sigma is not None else (recorded.get("sigma", 50.0) if same else 50.0)
         clip = clip if clip is not None else (bool(recorded.get("clip")) if same else False)
+        if kind == "correlated":
+            if correlation_length is None:
+                correlation_length = recorded.get("correlation_length", 2.0) if recorded.get("kind") == kind else 2.0
+            return CorrelatedNoise(sigma, correlation_length, clip=clip)
         return GaussianNoise(tuple(sigma) if isinstance(sigma, list) else sigma, clip=clip)
     if kind == recorded.get("kind"):
         return make_degradation(kind, **{k: v for k, v in recorded.items() if k != "kind"})
     return make_degradation(kind)
+
+
+def protocol_noisy(degradation: Degradation, clip: bool | None = None) -> Any:
+    """The test protocols' form of a noise ``degradation``: a function of the clean image alone, its noise
+    drawn with seed 0 for every image (as ``np.random.seed(0)`` before each image). ``clip`` overrides the
+    degradation's own (the paper protocol clips). Gaussian noise gives exactly :func:`standard_noisy` and
+    :func:`paper_noisy`."""
+    if isinstance(degradation, GaussianNoise) and not isinstance(degradation.sigma, tuple):
+        clip = degradation.clip if clip is None else clip
+        fn = paper_noisy if clip else standard_noisy
+        return lambda clean: fn(clean, degradation.sigma)
+    if isinstance(degradation, CorrelatedNoise) and clip is not None and clip != degradation.clip:
+        degradation = CorrelatedNoise(degradation.sigma, degradation.correlation_length, clip=clip)
+    return lambda clean: degradation(np.asarray(clean), np.random.RandomState(0))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from functools import partial
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -80,8 +79,7 @@ class Validator(pl.Callback):
 
 def validation_batches(val_set: Any, cfg: Any, degradation: Any) -> tuple[list, str]:
     """Fixed validation batches and their description: seeded patches, or the whole (center-cropped) images."""
-    from ..data import GaussianNoise, PatchDataset, eval_pairs, paper_noisy, standard_noisy
-    from ..data import fixed_batches
+    from ..data import CorrelatedNoise, GaussianNoise, PatchDataset, eval_pairs, fixed_batches, protocol_noisy
 
     if cfg.val_images == 0:
         patches = PatchDataset(val_set, cfg.patch_size, None if val_set.paired else degradation,
@@ -89,10 +87,10 @@ def validation_batches(val_set: Any, cfg: Any, degradation: Any) -> tuple[list, 
         return fixed_batches(patches, cfg.batch_size), f"{cfg.val_patches} fixed {cfg.patch_size}x{cfg.patch_size} patches"
     if val_set.paired:
         pairs = eval_pairs(val_set, None, crop_multiple=VAL_CROP)
-    elif isinstance(degradation, GaussianNoise) and not isinstance(degradation.sigma, tuple):
+    elif isinstance(degradation, CorrelatedNoise) or (isinstance(degradation, GaussianNoise)
+                                                      and not isinstance(degradation.sigma, tuple)):
         # the evaluation protocols' noise: seed 0 per image (float, or uint8-clipped like the search's)
-        noise = paper_noisy if degradation.clip else standard_noisy
-        pairs = eval_pairs(val_set, partial(noise, sigma=degradation.sigma), crop_multiple=VAL_CROP)
+        pairs = eval_pairs(val_set, protocol_noisy(degradation), crop_multiple=VAL_CROP)
     else:
         pairs = eval_pairs(val_set, degradation, seed=cfg.seed, crop_multiple=VAL_CROP)
 

@@ -142,3 +142,62 @@ def test_factory_and_protocol():
 def test_degradation_rejects_bad_shape():
     with pytest.raises(DataError, match="H x W x C"):
         GaussianNoise(5)(np.zeros((8, 8)), np.random.default_rng(0))
+
+
+# -- correlated noise -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("length", [1.0, 2.0, 3.5])
+def test_correlated_noise_statistics(length):
+    from clearer_nni.data import CorrelatedNoise
+
+    x = np.full((384, 384, 1), 0.5, np.float32)
+    y = CorrelatedNoise(50, length)(x, np.random.default_rng(0))
+    assert y.dtype == np.float32 and y.shape == x.shape
+    n = (y - x)[..., 0].astype(np.float64) * 255 / 50  # unit variance
+    assert abs(n.mean()) < 0.05 and n.std() == pytest.approx(1.0, rel=0.05)
+    for lag in (1, 2, 4):  # the autocorrelation of Gaussian-filtered white noise: exp(-d^2 / (4 l^2))
+        rho = (n[:, :-lag] * n[:, lag:]).mean() / n.var()
+        assert rho == pytest.approx(np.exp(-lag ** 2 / (4 * length ** 2)), abs=0.04), lag
+
+
+def test_correlated_noise_is_stationary_up_to_the_border_and_white_at_length_0():
+    from clearer_nni.data import CorrelatedNoise
+
+    d = CorrelatedNoise(50, 2.0)
+    field = np.stack([d.noise((16, 16, 1), np.random.default_rng(i))[..., 0] for i in range(400)])
+    corner, centre = field[:, 0, 0].std(), field[:, 8, 8].std()
+    assert corner == pytest.approx(1.0, rel=0.12) and centre == pytest.approx(1.0, rel=0.12)
+    white = CorrelatedNoise(50, 0.0).noise((256, 256, 1), np.random.default_rng(0))[..., 0]
+    assert abs((white[:, :-1] * white[:, 1:]).mean()) < 0.02
+    described = d.describe()
+    assert described == {"kind": "correlated", "sigma": 50.0, "correlation_length": 2.0, "clip": False}
+    assert make_degradation(**described).describe() == described
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sigma": -1}, "sigma must be a finite number >= 0"),
+    ({"sigma": 50, "correlation_length": -1}, "correlation_length must be in 0..64 pixels"),
+    ({"sigma": 50, "correlation_length": "wide"}, "correlation_length must be a number of pixels"),
+])
+def test_correlated_noise_bad_settings_are_named(kwargs, message):
+    from clearer_nni.data import CorrelatedNoise
+
+    with pytest.raises(DataError, match=message):
+        CorrelatedNoise(**kwargs)
+
+
+def test_protocol_noise_is_the_standard_protocols_for_gaussian_and_seeded_for_correlated():
+    from clearer_nni.data import CorrelatedNoise, degradation_for, protocol_noisy
+
+    x = _clean(64, 48)
+    np.testing.assert_array_equal(protocol_noisy(GaussianNoise(50))(x), standard_noisy(x, 50))
+    np.testing.assert_array_equal(protocol_noisy(GaussianNoise(50), clip=True)(x), paper_noisy(x, 50))
+    c = CorrelatedNoise(50, 2.0)
+    np.testing.assert_array_equal(protocol_noisy(c)(x), protocol_noisy(c)(x))  # seed 0 per image
+    assert not np.array_equal(protocol_noisy(c)(x), protocol_noisy(CorrelatedNoise(50, 3.0))(x))
+    # a run's settings fall back on what its search recorded
+    recorded = c.describe()
+    assert degradation_for(recorded=recorded).describe() == recorded
+    assert degradation_for("correlated", 25, None, recorded).describe()["correlation_length"] == 2.0
+    assert degradation_for("correlated", None, None, None, 4.0).describe() == {
+        "kind": "correlated", "sigma": 50.0, "correlation_length": 4.0, "clip": False}
