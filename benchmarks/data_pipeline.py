@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.batches, args.steps = 8, 3
-    from clearer_nni.cli import _quiet_libraries
+    from clearer_nni.runtime import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     warnings.simplefilter("ignore")
     cores = os.cpu_count()
     b, s = args.batch, args.patch

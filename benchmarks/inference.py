@@ -9,7 +9,7 @@
    Time per megapixel: eval, ``no_grad``, one ``size x size`` gray image per forward, A and B
    alternating A B A B in one process, median of the paired ratios A / B (the machine may be shared:
    paired ratios cancel slow phases).
-2. Peak memory of one forward, and of :func:`clearer_nni.restore.restore_array` (tile 256, overlap 32)
+2. Peak memory of one forward, and of :func:`clearer_nni.models.tiling.restore_array` (tile 256, overlap 32)
    on synthetic gray images of 0.25, 1, 4 and 16 megapixels.
 
 How memory is measured: ``tracemalloc`` does not see torch's allocations, so each measurement runs in a
@@ -174,7 +174,7 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
         seconds = time.perf_counter() - t
         pixels = s * s
     else:  # tiled restore
-        from clearer_nni.restore import restore_array
+        from clearer_nni.models.tiling import restore_array
 
         side = job["side"]
         before, how = _mark()
@@ -314,10 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     if args._worker:
         print(json.dumps(_worker(json.loads(args._worker))))
         return 0
-    from clearer_nni.cli import _quiet_libraries
-    from clearer_nni.restore import tile_starts
+    from clearer_nni.runtime import quiet_libraries
+    from clearer_nni.models.tiling import tile_starts
 
-    _quiet_libraries()
+    quiet_libraries()
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     if args.runtimes:

@@ -256,7 +256,7 @@ def train(network: torch.nn.Module, budget: Budget, seed: int, data: tuple[Any, 
 
 def score(restore: Callable[[Any], Any] | torch.nn.Module, pairs: dict[str, list]) -> dict[str, float]:
     """Mean PSNR and SSIM on each test set (a network, or a function of the degraded array)."""
-    from clearer_nni.evaluate import evaluate_model
+    from clearer_nni.metrics.evaluation import evaluate_model
     from clearer_nni.metrics import score as score_pair
 
     facts = {}
@@ -558,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = _parser()
     ns = p.parse_args(argv)
     from clearer_nni.data import load_dataset
-    from clearer_nni.evaluate import protocol_pairs
+    from clearer_nni.metrics.evaluation import protocol_pairs
 
     torch.set_num_threads(ns.threads)
     warnings.filterwarnings("ignore", module="pytorch_lightning")

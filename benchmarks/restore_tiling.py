@@ -5,7 +5,7 @@ and of a 3-cell space (S = 3, the paper's depth), each test image of the embedde
 (Gaussian noise σ 50, fixed seed) is restored whole and tiled, for tiles of 2f..16f and overlaps of
 0..4f. Reported per (tile, overlap), in 8-bit gray levels: the mean and the 99.9th percentile of
 |tiled − whole| (the seams), and the PSNR loss of the tiled result against the whole one (both scored
-on the clean image). ``clearer_nni.restore.min_tiling`` refuses tiles below 8f and overlaps below 2f.
+on the clean image). ``clearer_nni.models.tiling.min_tiling`` refuses tiles below 8f and overlaps below 2f.
 
     python benchmarks/restore_tiling.py            # ~17 minutes on the shared 2-core machine
 """
@@ -51,7 +51,7 @@ def main() -> None:
     ns = p.parse_args()
     torch.set_num_threads(1)
     from clearer_nni.data import load_dataset
-    from clearer_nni.restore import restore_array
+    from clearer_nni.models.tiling import restore_array
 
     clean = load_dataset("skimage", "test", channels=1).images
     rng = np.random.default_rng(0)

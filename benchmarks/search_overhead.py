@@ -194,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--machine", default=_results.DEFAULT_MACHINE, help="named in docs/RESULTS.md")
     p.add_argument("--no-append", action="store_true", help="print only, do not write docs/RESULTS.md")
     args = p.parse_args(argv)
-    from clearer_nni.cli import _quiet_libraries
+    from clearer_nni.runtime import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:

@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 
 import _results  # noqa: F401 - puts the repository on sys.path
 
-from _results import append_section, table
+from _results import append_section, table as md_table
 
 OUT = Path("runs/bench/strategies")
 FIELDS = ["strategy", "seed", "pick", "seconds", "scores", "note"]
@@ -373,7 +373,7 @@ def summarise(rows: list[dict[str, Any]], metric: str) -> tuple[str, list[dict[s
             "mean percentile", "Kendall tau", "Spearman rho", "search s", "picks (table rank)"]
     expected = statistics.fmean(float(m.iloc[0]) - float(v) for v in m)
     text = (f"Table `{metric}`: {n} architectures, best {m.index[0]} {m.iloc[0]:.3f} dB; a uniform random "
-            f"pick's expected regret {expected:.3f} dB.\n\n" + table(head, lines))
+            f"pick's expected regret {expected:.3f} dB.\n\n" + md_table(head, lines))
     return text, ev
 
 

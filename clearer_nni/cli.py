@@ -10,11 +10,12 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import subprocess
 import sys
 from typing import Callable, Sequence
+
+from .runtime import quiet_libraries
 
 __all__ = ["COMMANDS", "run_cli", "main"]
 
@@ -37,37 +38,11 @@ COMMANDS = {
 ERRORS = (ValueError, ArithmeticError, OSError, RuntimeError, subprocess.SubprocessError)
 
 
-def _quiet_libraries() -> None:
-    # Lightning and NNI talk a lot at INFO level (GPU availability, tips...); they set their
-    # loggers' levels on import, so import them first.
-    import nni  # noqa: F401
-    import pytorch_lightning  # noqa: F401
-
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "nni"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # "Validation dataloaders are missing": expected with one-shot strategies.
-    logging.getLogger("nni.nas.evaluator.pytorch.lightning").setLevel(logging.ERROR)
-    import warnings
-
-    # NNI 3.0 warns once per torch class it does not know; harmless with recent torch.
-    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
-    if not os.environ.get("CLEARER_DEBUG"):
-        warnings.formatwarning = _one_line_warning
-
-
-def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                      line: str | None = None) -> str:
-    """A warning as users read it: ``warning: <message>``, without the source line that raised it."""
-    return f"warning: {message}\n"
-
-
-def run_cli(fn: Callable[[], int], quiet_libraries: bool = True) -> int:
+def run_cli(fn: Callable[[], int], quiet: bool = True) -> int:
     """Run a command: bad input gives one ``error: ...`` line and exit code 2, Ctrl-C exit code 130,
     an argparse exit (``--help``, a usage error) its own code. ``CLEARER_DEBUG=1`` shows tracebacks."""
-    if quiet_libraries:
-        _quiet_libraries()
+    if quiet:
+        quiet_libraries()
     try:
         return fn()
     except KeyboardInterrupt:

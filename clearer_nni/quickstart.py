@@ -52,6 +52,11 @@ def _decision(genotype_path: Path) -> str:
                      f"noisy input {meta['val_psnr_input']:.2f} dB)")
     if decided.warning():
         lines.append(f"warning: {decided.warning()}")
+    from .bench import where
+
+    standing = where(g)  # only when a ground-truth table covers the space and task
+    if standing:
+        lines.append(standing)
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["resolve_device", "lightning_accelerator", "set_threads", "staging_dir", "check_out", "prepare_out",
+__all__ = ["quiet_libraries", "resolve_device", "lightning_accelerator", "set_threads", "staging_dir", "check_out", "prepare_out",
            "publish", "publish_into", "expect_file", "sniff", "DiskFullError", "disk_full_error", "atomic_write",
            "atomic_write_text", "atomic_savefig", "atomic_save", "software_versions"]
 
@@ -258,3 +258,32 @@ def atomic_savefig(fig: Any, path: str | Path, **options: Any) -> Path:
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` ``obj`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def quiet_libraries() -> None:
+    """Quiet Lightning's and NNI's INFO chatter and known-harmless warnings; warnings print as one line
+    (``CLEARER_DEBUG=1`` keeps Python's format). Every command calls it; so can a benchmark or notebook."""
+    # Lightning and NNI talk a lot at INFO level (GPU availability, tips...); they set their
+    # loggers' levels on import, so import them first.
+    import logging
+    import warnings
+
+    import nni  # noqa: F401
+    import pytorch_lightning  # noqa: F401
+
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "nni"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # "Validation dataloaders are missing": expected with one-shot strategies.
+    logging.getLogger("nni.nas.evaluator.pytorch.lightning").setLevel(logging.ERROR)
+    # NNI 3.0 warns once per torch class it does not know; harmless with recent torch.
+    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    if not os.environ.get("CLEARER_DEBUG"):
+        warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """A warning as users read it: ``warning: <message>``, without the source line that raised it."""
+    return f"warning: {message}\n"

@@ -255,6 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"`clearer-nni rank {result.out} --out RANKING`", file=sys.stderr)
         decided = g.decidedness()
         print(decided.line())
+        from .bench import where
+
+        standing = where(g)  # a tabulated space and task: how good the pick really is
+        if standing:
+            print(standing)
         if decided.warning() and g.metadata.get("select") != "rank":  # ranked: α chose nothing
             print(f"warning: {decided.warning()}", file=sys.stderr)
         print(f"wrote {result.genotype_path}, {result.out / 'search_log.csv'}, {result.out / 'alpha.png'}, "

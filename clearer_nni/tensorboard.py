@@ -5,7 +5,8 @@ under the command's ``--out`` (``<out>/tensorboard/<search|retrain>/``). NNI 3.0
 button does not read ``$NNI_OUTPUT_DIR`` (``<experiment>/environments/local-env/trials/<trial>``) but
 ``<experiment>/trials/<trial>/output/tensorboard`` (its local training service's "trial output
 path", which nothing else writes): :func:`link_for_nni` makes that a symbolic link to the trial's
-folder, so the button shows the trial's curves. The rows that the search (:class:`~clearer_nni.nas.SearchLogger`)
+folder, so the button shows the trial's curves. The NNI layer (:mod:`clearer_nni.experiment.trial`), which
+knows the experiment's folder, hands that path down in ``$CLEARER_NNI_TENSORBOARD`` (:data:`BUTTON_ENV`). The rows that the search (:class:`~clearer_nni.nas.SearchLogger`)
 and the retraining (``Validator``) log anyway become scalars through Lightning's
 :class:`~pytorch_lightning.loggers.TensorBoardLogger`:
 
@@ -25,11 +26,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["FOLDER", "tensorboard_dir", "nni_button_dir", "link_for_nni", "tensorboard_logger", "scalars",
+__all__ = ["FOLDER", "BUTTON_ENV", "tensorboard_dir", "nni_button_dir", "link_for_nni", "tensorboard_logger", "scalars",
            "log_scalars"]
 
 #: The folder NNI's web UI reads in a trial's output folder.
 FOLDER = "tensorboard"
+#: Where NNI's web UI "TensorBoard" button reads this trial's events, set by the NNI layer (unset outside NNI).
+BUTTON_ENV = "CLEARER_NNI_TENSORBOARD"
 _SKIP = {"step", "seconds", "warmup"}
 _warned = False
 
@@ -41,14 +44,10 @@ def tensorboard_dir(out: str | Path) -> Path:
 
 
 def nni_button_dir() -> Path | None:
-    """Where NNI 3.0's web UI "TensorBoard" button looks for this trial's events (None outside NNI)."""
-    from .experiment.trial import experiment_dir
-
-    trial = os.environ.get("NNI_TRIAL_JOB_ID")
-    expdir = experiment_dir(os.environ.get("NNI_OUTPUT_DIR"), os.environ.get("NNI_EXP_ID"))
-    if expdir is None or not trial:
-        return None
-    return expdir / "trials" / trial / "output" / FOLDER
+    """Where NNI 3.0's web UI "TensorBoard" button looks for this trial's events: ``$CLEARER_NNI_TENSORBOARD``,
+    set by the trial (None outside NNI)."""
+    button = os.environ.get(BUTTON_ENV)
+    return Path(button) if button else None
 
 
 def link_for_nni(folder: Path) -> Path | None:

@@ -14,7 +14,7 @@ from clearer_nni.data import read_image, write_image
 from clearer_nni.deploy import GENOTYPE_KEY, OnnxNetwork, export_model, load_model
 from clearer_nni.export_model import main
 from clearer_nni.restore import main as restore_main
-from clearer_nni.restore import restore_array
+from clearer_nni.models.tiling import restore_array
 from conftest import REPO
 from test_retrain import make_genotype
 

@@ -22,7 +22,8 @@ from clearer_nni import outlock
 from clearer_nni.archs import SpaceConfig
 from clearer_nni.data import DataError, ImageSet, holdout_split, load_image, read_image, set_max_pixels, write_image
 from clearer_nni.evaluate import main as evaluate_main
-from clearer_nni.restore import main as restore_main, min_tiling
+from clearer_nni.models.tiling import min_tiling
+from clearer_nni.restore import main as restore_main
 from clearer_nni.retrain import main as retrain_main
 from clearer_nni.runtime import DiskFullError, atomic_save
 from clearer_nni.search import main as search_main

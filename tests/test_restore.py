@@ -12,7 +12,8 @@ from PIL import Image
 
 from clearer_nni.archs import SpaceConfig
 from clearer_nni.data import bit_depth, read_image, write_image
-from clearer_nni.restore import blend_window, main, restore_array, tile_starts
+from clearer_nni.models.tiling import blend_window, restore_array, tile_starts
+from clearer_nni.restore import main
 from conftest import REPO
 from test_retrain import make_checkpoint, make_genotype
 

@@ -24,12 +24,17 @@ def _scalars(folder) -> dict[str, list[tuple[int, float]]]:
 def test_search_events_hold_every_columns_alpha_curve(tmp_path, monkeypatch, inside_nni):
     trial = tmp_path / "exp01" / "environments" / "local-env" / "trials" / "T1"  # NNI 3.0's layout
     button = tmp_path / "exp01" / "trials" / "T1" / "output" / "tensorboard"  # where its web UI looks
-    if inside_nni:
-        for key, value in {"NNI_OUTPUT_DIR": str(trial), "NNI_EXP_ID": "exp01", "NNI_TRIAL_JOB_ID": "T1"}.items():
+    from clearer_nni.experiment.trial import tensorboard_button
+    from clearer_nni.tensorboard import BUTTON_ENV
+
+    assert tensorboard_button(trial, "exp01", "T1") == button and tensorboard_button(trial, "other", "T1") is None
+    if inside_nni:  # what the trial sets before it searches
+        for key, value in {"NNI_OUTPUT_DIR": str(trial), "NNI_EXP_ID": "exp01", "NNI_TRIAL_JOB_ID": "T1",
+                           BUTTON_ENV: str(button)}.items():
             monkeypatch.setenv(key, value)
         button.mkdir(parents=True)  # the button pressed before the trial ran: an empty folder
     else:
-        for key in ("NNI_OUTPUT_DIR", "NNI_EXP_ID", "NNI_TRIAL_JOB_ID"):
+        for key in ("NNI_OUTPUT_DIR", "NNI_EXP_ID", "NNI_TRIAL_JOB_ID", BUTTON_ENV):
             monkeypatch.delenv(key, raising=False)
     out = tmp_path / "run"
     run_search(resolve_search({"space": "tiny", "steps": 20, "log_every": 5, "out": str(out), "progress": False}))

@@ -8,7 +8,6 @@ Rows are trained in worker processes of one torch thread each (one per free core
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import platform
@@ -76,7 +75,7 @@ def train_row(recipe: TableRecipe, code: str, seed: int, root: str | None = None
     import pytorch_lightning as pl
 
     from ..archs.space import count_parameters
-    from ..evaluate import evaluate_model
+    from ..metrics.evaluation import evaluate_model
     from ..nas.genotype import Genotype
     from ..nas.ranking import choices_of, network_flops
     from ..training.fit import train_from_scratch

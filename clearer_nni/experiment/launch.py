@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[ns.command](ns)
 
     # no torch or Lightning to quiet: the experiment's trials import them, not this process
-    return run_cli(_run, quiet_libraries=False)
+    return run_cli(_run, quiet=False)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ from typing import Any, Mapping, Sequence
 
 from .export import GENOTYPE_JSON, finite_or_none
 
-__all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "SEARCHES", "TrialReporter", "parameter_settings", "experiment_dir",
+__all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "SEARCHES", "TrialReporter", "parameter_settings", "experiment_dir", "tensorboard_button",
            "search_folder", "SearchPlan", "plan_search", "default_checkpoint_every", "final_metric", "main"]
 
 #: Parameter names accepted besides the :class:`~clearer_nni.search.SearchConfig` field names.
@@ -193,6 +193,16 @@ def experiment_dir(output_dir: str | Path | None, experiment_id: str | None) -> 
         return None
     folder = Path(output_dir).resolve()
     return next((p for p in (folder, *folder.parents) if p.name == experiment_id), None)
+
+
+def tensorboard_button(output_dir: str | Path | None, experiment_id: str | None, trial_id: str | None) -> Path | None:
+    """Where NNI 3.0's web UI "TensorBoard" button reads a trial's events (``<experiment dir>/trials/<trial
+    id>/output/tensorboard``), or None outside an experiment folder. The trial hands it down to the search in
+    ``$CLEARER_NNI_TENSORBOARD`` (:mod:`clearer_nni.tensorboard`)."""
+    from ..tensorboard import FOLDER
+
+    expdir = experiment_dir(output_dir, experiment_id)
+    return None if expdir is None or not trial_id else expdir / "trials" / trial_id / "output" / FOLDER
 
 
 def search_folder(output_dir: str | Path, experiment_id: str | None, parameter_id: Any) -> tuple[Path, bool]:
@@ -352,6 +362,11 @@ def _run(argv: Sequence[str] | None) -> int:
         "config": dataclasses.asdict(cfg), "flags": sorted(flags), "started": time.time(),
         "search_dir": str(out), "action": plan.action, "resumed_from_step": plan.step}
     if out_root is not None:
+        from ..tensorboard import BUTTON_ENV
+
+        button = tensorboard_button(out_root, reporter.experiment_id, reporter.trial_id)
+        if button is not None:
+            os.environ[BUTTON_ENV] = str(button)
         expdir = experiment_dir(out_root, reporter.experiment_id)
         if expdir is not None and Path(out).is_relative_to(expdir):
             record["search_dir_in_experiment"] = Path(out).relative_to(expdir).as_posix()
