@@ -58,6 +58,14 @@ GROUPS = {
     "nni-random": ("nni-random-rank",),
     "nni-enas": ("nni-enas",),
     "nni-proxyless": ("nni-proxyless",),
+    # item 3: ideas to improve the search, each measured on the table
+    "spos-equal-time": ("spos-equal-time-rank",),
+    "fair": ("fair-rank",),
+    "spos-256": ("spos-256-rank",),
+    "darts-warmup": ("darts-warmup-argmax",),
+    "darts-long": ("darts-long-argmax",),
+    "spos-long": ("spos-long-rank",),
+    "fair-long": ("fair-long-rank",),
     "random-search": ("random-search",),
     "random-draw": ("random-draw",),
     "largest": ("largest",),
@@ -113,13 +121,29 @@ def run_darts(seed: int, out: Path, codes: Sequence[str]) -> list[dict[str, Any]
             {"strategy": "darts-rank", "pick": best, "seconds": seconds + rank_seconds, "scores": ranked}]
 
 
+#: The search flags of each of our groups beyond the table recipe (recipes/table.yaml: 300 steps, 50 of warm-up).
+OUR_FLAGS: dict[str, dict[str, Any]] = {
+    "paper": {"lambda_arch": 0.01, "lambda_arch_schedule": "constant", "arch_lr_schedule": "fixed",
+              "anneal_fraction": 0.0},
+    "spos": {"strategy": "spos"},
+    "gumbel": {"strategy": "gumbel"},
+    "darts-l2": {"lambda_comp": 0.1},
+    # a spos step costs about 0.4 of a darts step here: 750 steps take a darts search's 300-step wall-clock
+    "spos-equal-time": {"strategy": "spos", "steps": 750, "warmup_steps": 125},
+    "fair": {"strategy": "fair"},
+    "spos-256": {"strategy": "spos", "val_patches": 256},  # the ranking on 8x the validation patches
+    "darts-warmup": {"warmup_steps": 150},
+    "darts-long": {"steps": 1000, "warmup_steps": 150},
+    "spos-long": {"strategy": "spos", "steps": 2000, "warmup_steps": 300, "val_patches": 256},
+    "fair-long": {"strategy": "fair", "steps": 1000, "warmup_steps": 150, "val_patches": 256},
+}
+
+
 def run_ours(group: str, seed: int, out: Path, codes: Sequence[str]) -> list[dict[str, Any]]:
-    flags = {"paper": {"lambda_arch": 0.01, "lambda_arch_schedule": "constant", "arch_lr_schedule": "fixed",
-                       "anneal_fraction": 0.0},
-             "spos": {"strategy": "spos"}, "gumbel": {"strategy": "gumbel"}, "darts-l2": {"lambda_comp": 0.1}}[group]
+    flags = OUR_FLAGS[group]
     result = our_search(seed, out / "search", **flags)
     g = result.genotype
-    if group == "spos":
+    if g.metadata.get("select") == "rank":
         scores = ranking_scores(out / "search" / "ranking" / "ranking.csv")
     else:
         scores = alpha_scores(g, codes)
@@ -129,7 +153,9 @@ def run_ours(group: str, seed: int, out: Path, codes: Sequence[str]) -> list[dic
 # -- NNI's own strategies -------------------------------------------------------------------------
 
 def nni_strategy(group: str) -> Any:
-    from nni.nas import strategy
+    # from the module itself: nni.nas.strategy's re-exports are placeholders when clearer_nni.nas.strategy
+    # imported NNI's one-shot module first (a circular import inside NNI)
+    from nni.nas.oneshot.pytorch import strategy
 
     made: dict[str, Callable[[], Any]] = {
         "nni-darts": lambda: strategy.DARTS(gradient_clip_val=5.0),
@@ -274,7 +300,7 @@ def job(group: str, seed: int, out: str, rs_budget: float, rs_steps: int) -> lis
     try:
         if group == "darts":
             rows = run_darts(seed, folder, codes)
-        elif group in ("paper", "spos", "gumbel", "darts-l2"):
+        elif group in OUR_FLAGS:
             rows = run_ours(group, seed, folder, codes)
         elif group.startswith("nni-"):
             rows = run_nni(group, seed, folder, codes)
@@ -389,7 +415,7 @@ def plot(ev: list[dict[str, Any]], path: Path) -> None:
     for i, name in enumerate(order):
         ys = [e["regret"] for e in ev if e["strategy"] == name and e.get("regret") is not None]
         xs = [i + random.Random(j).uniform(-0.15, 0.15) for j in range(len(ys))]
-        ax.scatter(xs, ys, s=18, color="C0" if name.startswith(("darts", "paper", "spos", "gumbel")) else
+        ax.scatter(xs, ys, s=18, color="C0" if name.startswith(("darts", "paper", "spos", "gumbel", "fair")) else
                    ("C1" if name.startswith("nni") else "C2"))
         ax.hlines(_mean(ys), i - 0.3, i + 0.3, color="k", lw=1)
     ax.set_xticks(range(len(order)), order, rotation=45, ha="right")

@@ -172,7 +172,8 @@ class SearchConfig(RunOptions, DataOptions):
                                     choices=["constant", "linear"])
     strategy: str = opt("darts", "super-network: darts (the paper's mixture), spos (one uniformly drawn candidate per "
                                  "column per step, no α step: chosen by --select rank) or gumbel (GDAS, hard "
-                                 "Gumbel-softmax, straight-through); docs/SEARCH.md", choices=["darts", "spos", "gumbel"])
+                                 "Gumbel-softmax, straight-through) or fair (FairNAS: like spos, every candidate "
+                                 "trained once per step); docs/SEARCH.md", choices=["darts", "spos", "fair", "gumbel"])
     select: str = opt("argmax", "derive by argmax of α (paper), by perturbation (Wang et al. 2021) or by rank: every "
                                 "architecture scored with the super-network's weights into OUT/ranking/, the best "
                                 "chosen (--strategy spos's default: it trains no α)",
@@ -205,7 +206,7 @@ class SearchConfig(RunOptions, DataOptions):
             (math.isfinite(self.temperature_min) and 0 < self.temperature_min <= 1,
              f"temperature_min must be in (0, 1], got {self.temperature_min}"),
             # spos trains single paths only: the α-mixture perturbation scores is a network it never trained
-            (not (self.strategy == "spos" and self.select == "perturbation"),
+            (not (self.strategy in ("spos", "fair") and self.select == "perturbation"),
              "select perturbation scores the α-mixed super-network, which --strategy spos never trains: use "
              "--select rank (spos's default)"),
             *[(v is None or v >= 1, f"{name} must be >= 1, got {v}")
@@ -395,7 +396,7 @@ def _resumed(cls: type[T], given: Mapping[str, Any], fmt: str, what: str) -> T:
 def default_select(settings: Mapping[str, Any]) -> str:
     """``select`` when no layer sets it: ``rank`` for ``spos`` (it trains no α, whose argmax would be its random
     start), else the paper's ``argmax``."""
-    return "rank" if settings.get("strategy", SearchConfig.strategy) == "spos" else SearchConfig.select
+    return "rank" if settings.get("strategy", SearchConfig.strategy) in ("spos", "fair") else SearchConfig.select
 
 
 #: Search settings whose default depends on others (applied where no layer sets them, before ``auto``).

@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"chosen by ranking {rank['ranked']} architectures ({rank['method']}) with the super-network's "
                   f"weights: {rank['best']['code']} {rank['best']['psnr']:.2f} dB; α's argmax "
                   f"{g.metadata['argmax_code']} {g.metadata['val_psnr_argmax']:.2f} dB; {result.out / 'ranking'}")
-        elif g.metadata.get("strategy") == "spos":
+        elif g.metadata.get("strategy") in ("spos", "fair"):
             print(f"warning: --strategy spos trains no α, so this genotype (--select {g.metadata['select']}) comes from "
                   f"α at its random start: --select rank (spos's default) chooses by ranking, or run "
                   f"`clearer-nni rank {result.out} --out RANKING`", file=sys.stderr)

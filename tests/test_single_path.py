@@ -61,3 +61,42 @@ def test_a_single_path_search_records_its_strategy(strategy, tmp_path):
     arch_steps = [row for row in r.log if math.isfinite(row["arch_loss_res"])]
     assert bool(arch_steps) == (strategy == "gumbel")  # spos has no α step
     assert all(math.isfinite(row["val_psnr"]) for row in r.log)
+
+
+def test_fair_sampling_trains_every_candidate_of_every_column_once_per_step(tiny_space):
+    """FairNAS's strict fairness: in each step's passes each column runs each of its candidates exactly once."""
+    from clearer_nni.archs.space import ClearerSpace
+    from clearer_nni.nas.strategy import ClearerDARTS
+
+    supernet = ClearerDARTS(costs={}, max_steps=1, strategy="fair").mutate_model(ClearerSpace(tiny_space))
+    layers = [m for m in supernet.modules() if isinstance(m, SinglePathMixedLayer)]
+    sampler = layers[0]._softmax
+    runs: list[list[str]] = []
+    for layer in layers:
+        for name in layer.names:
+            layer[name].register_forward_hook(lambda *_, name=name: runs[-1].append(name))
+    supernet.train()
+    for _step in range(6):
+        paths = []
+        for k in range(2):
+            sampler.fair_pass(k)
+            runs.append([])
+            supernet(torch.randn(2, 1, 16, 16))
+            paths.append(runs[-1])
+        sampler.fair_pass(None)
+        assert all(len(p) == len(layers) for p in paths)  # one candidate per column per pass
+        assert all({a, b} == {"parallel", "fusion"} for a, b in zip(*paths))  # the two passes complement
+    firsts = {p[0] for p in runs[::2]}
+    assert firsts == {"parallel", "fusion"}  # the order is drawn afresh
+
+
+def test_a_fair_search_ranks_its_super_network(tmp_path):
+    from clearer_nni.config import resolve_search
+    from clearer_nni.search import run_search
+
+    cfg = resolve_search({"space": "tiny", "steps": 8, "warmup_steps": 2, "log_every": 4, "strategy": "fair",
+                          "out": str(tmp_path / "s"), "progress": False})
+    assert cfg.select == "rank"
+    g = run_search(cfg).genotype
+    assert g.metadata["strategy"] == "fair" and g.metadata["select"] == "rank"
+    assert (tmp_path / "s" / "ranking" / "ranking.csv").is_file()

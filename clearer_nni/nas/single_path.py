@@ -7,6 +7,10 @@
   uniformly, afresh for each column at each forward; α is not trained (there is no architecture step), so
   each path's inherited weights are meaningful on their own: the architecture is chosen afterwards by
   ``clearer-nni rank``;
+- ``fair`` (FairNAS, Chu et al. 2021, strict fairness): like ``spos``, but each weight step trains as many
+  paths as a column has candidates, every column taking each of its candidates exactly once (a fresh
+  permutation per column and step), their gradients summed into one update: every candidate gets the same
+  number of updates, which uniform sampling only gives on average;
 - ``gumbel`` (GDAS, Dong & Yang 2019): a hard Gumbel-softmax sample of ``α / τ``, one-hot forward with the
   soft sample's gradient to α (straight-through).
 
@@ -27,10 +31,13 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMix
 
 from .schedules import TemperatureSoftmax
 
-__all__ = ["STRATEGIES", "PathSampler", "SinglePathMixedLayer"]
+__all__ = ["STRATEGIES", "ALPHA_FREE", "PathSampler", "SinglePathMixedLayer"]
 
-#: ``darts`` (paper), ``spos`` (uniform single path, no α step) or ``gumbel`` (GDAS, hard Gumbel-softmax).
-STRATEGIES = ("darts", "spos", "gumbel")
+#: ``darts`` (paper), ``spos`` (uniform single path, no α step), ``fair`` (FairNAS: every candidate once per
+#: step, no α step) or ``gumbel`` (GDAS, hard Gumbel-softmax).
+STRATEGIES = ("darts", "spos", "fair", "gumbel")
+#: The strategies that train no α: their architecture is chosen by ranking the super-network.
+ALPHA_FREE = ("spos", "fair")
 
 
 class PathSampler(TemperatureSoftmax):
@@ -42,6 +49,23 @@ class PathSampler(TemperatureSoftmax):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.strategy = strategy
+        self._perms: list[list[int]] = []  # fair: this step's permutation of each column's candidates
+        self._pass: int | None = None  # fair: which of them the current forward trains
+        self._column = 0
+
+    def fair_pass(self, index: int | None) -> None:
+        """``fair``: the next training forward is pass ``index`` of this step (0 draws fresh permutations);
+        ``None`` ends the step (a training forward outside one draws uniformly, as ``spos``)."""
+        if index == 0:
+            self._perms = []
+        self._pass, self._column = index, 0
+
+    def _fair_choice(self, n: int) -> int:
+        if self._column == len(self._perms):
+            self._perms.append(random.sample(range(n), n))
+        choice = self._perms[self._column][self._pass % n]
+        self._column += 1
+        return choice
 
     @property
     def single_path(self) -> bool:
@@ -55,9 +79,11 @@ class PathSampler(TemperatureSoftmax):
     def forward(self, alpha: torch.Tensor) -> torch.Tensor:
         if not self.single_path:
             return self.probs(alpha)
-        if self.strategy == "spos":
+        n = alpha.shape[self.dim]
+        if self.strategy in ALPHA_FREE:
             # a Python draw: no device sync, and no gradient reaches α
-            return F.one_hot(torch.tensor(random.randrange(alpha.shape[self.dim])), alpha.shape[self.dim]).to(alpha)
+            choice = self._fair_choice(n) if self.strategy == "fair" and self._pass is not None else random.randrange(n)
+            return F.one_hot(torch.tensor(choice), n).to(alpha)
         return F.gumbel_softmax(alpha, tau=self.tau, hard=True, dim=self.dim)
 
 

@@ -28,7 +28,7 @@ from ..compat import arch_alpha, mixed_softmax, softmax_module
 from .distributed import arch_backward
 from .regularizers import LOG_BASES, arch_entropy_loss, complexity_loss
 from .schedules import lambda_arch_at, temperature_at
-from .single_path import PathSampler, SinglePathMixedLayer
+from .single_path import ALPHA_FREE, PathSampler, SinglePathMixedLayer
 
 __all__ = ["ClearerDARTS", "ClearerDartsModule", "StepRecord"]
 
@@ -159,7 +159,7 @@ class ClearerDartsModule(DartsLightningModule):
         record: StepRecord = {}
 
         tau = self.set_temperature(self.search_step)  # a function of the step: a resumed search agrees
-        if self.search_step >= self.warmup_steps and self.strategy != "spos":
+        if self.search_step >= self.warmup_steps and self.strategy not in ALPHA_FREE:
             alpha_steps = (self.max_steps or self.search_step + 1) - self.warmup_steps
             lambda_arch = lambda_arch_at(self.lambda_arch, self.lambda_arch_schedule,
                                          self.search_step - self.warmup_steps, alpha_steps)
@@ -182,13 +182,24 @@ class ClearerDartsModule(DartsLightningModule):
         for a in alphas:
             a.requires_grad_(False)
         try:
-            loss_w = self.training_module.training_step(batch["train"], 2 * batch_idx + 1)
+            if self.strategy == "fair":  # every candidate of every column once, the gradients summed
+                sampler = softmax_module(self.mixed_columns()[0][1])
+                passes = len(self.mixed_columns()[0][1].names)
+                loss_w = 0.0
+                for k in range(passes):
+                    sampler.fair_pass(k)
+                    loss_w = loss_w + self.training_module.training_step(batch["train"], 2 * batch_idx + 1)
+                sampler.fair_pass(None)
+                shown = loss_w.detach() / passes  # the mean path's loss, like the other strategies'
+            else:
+                loss_w = self.training_module.training_step(batch["train"], 2 * batch_idx + 1)
+                shown = loss_w.detach()
             self.advance_optimization(loss_w, batch_idx, self.gradient_clip_val)
         finally:
             for a in alphas:
                 a.requires_grad_(True)
         self.advance_lr_schedulers(batch_idx)
-        record["loss_res"] = loss_w.detach()
+        record["loss_res"] = shown
         self.last_record = record
         self.search_step += 1
         if self.max_steps is not None and self.search_step >= self.max_steps:
