@@ -67,6 +67,10 @@ GROUPS = {
     "spos-long": ("spos-long-rank",),
     "fair-long": ("fair-long-rank",),
     "random-search": ("random-search",),
+    # at the wall-clock of spos-long (2,000 single-path steps and the ranking): the same cost for the peers
+    "nni-darts-long": ("nni-darts-long",),
+    "nni-gumbel-long": ("nni-gumbel-long",),
+    "random-search-long": ("random-search-long",),
     "random-draw": ("random-draw",),
     "largest": ("largest",),
 }
@@ -160,11 +164,17 @@ def nni_strategy(group: str) -> Any:
     made: dict[str, Callable[[], Any]] = {
         "nni-darts": lambda: strategy.DARTS(gradient_clip_val=5.0),
         "nni-gumbel": lambda: strategy.GumbelDARTS(gradient_clip_val=5.0),
+        "nni-darts-long": lambda: strategy.DARTS(gradient_clip_val=5.0),
+        "nni-gumbel-long": lambda: strategy.GumbelDARTS(gradient_clip_val=5.0),
         "nni-random": lambda: strategy.RandomOneShot(),
         "nni-enas": lambda: strategy.ENAS(reward_metric_name="val_psnr"),
         "nni-proxyless": lambda: strategy.Proxyless(gradient_clip_val=5.0),
     }
     return made[group]()
+
+
+#: NNI's DARTS and GumbelDARTS steps in spos-long's wall-clock (a DARTS step costs about 2.5 single-path steps).
+LONG_NNI_STEPS = 1100
 
 
 def _tagged(loader: int) -> Callable[[list], tuple]:
@@ -193,7 +203,7 @@ def run_nni(group: str, seed: int, out: Path, codes: Sequence[str]) -> list[dict
     from clearer_nni.training.checkpoint import save_supernet
     from clearer_nni.training.fit import fit_supernet
 
-    cfg = resolve_search({"space": "table", "seed": seed})
+    cfg = resolve_search({"space": "table", "seed": seed, **({"steps": LONG_NNI_STEPS} if group.endswith("-long") else {})})
     space_cfg = load_space_file(cfg.space)
     pl.seed_everything(seed, verbose=False)
     train_set, val_set, _ = search_sets(cfg.data, cfg.val_data, 1, cfg.data_root)
@@ -304,8 +314,9 @@ def job(group: str, seed: int, out: str, rs_budget: float, rs_steps: int) -> lis
             rows = run_ours(group, seed, folder, codes)
         elif group.startswith("nni-"):
             rows = run_nni(group, seed, folder, codes)
-        elif group == "random-search":
+        elif group in ("random-search", "random-search-long"):
             rows = run_random_search(seed, rs_budget, rs_steps, codes)
+            rows[0]["strategy"] = group
         else:
             rows = run_baseline(group, seed, codes)
     except Exception as exc:  # a strategy that does not run on this space is reported, not fatal
@@ -387,16 +398,17 @@ def summarise(rows: list[dict[str, Any]], metric: str) -> tuple[str, list[dict[s
             continue
         ran = [e for e in mine if e.get("regret") is not None]
         if not ran:
-            lines.append([name, len(mine), "-", "-", "-", "-", "-", "-", mine[0].get("note", "")[:90]])
+            lines.append([name, len(mine), "-", "-", "-", "-", "-", "-", "-", mine[0].get("note", "")[:90]])
             continue
         top = sum(e["rank"] <= max(1, math.floor(0.1 * n)) for e in ran)
         picks = ", ".join(f"{e['pick']} ({e['rank']})" for e in sorted(ran, key=lambda e: e["seed"]))
         lines.append([name, len(ran), f"{_mean([e['regret'] for e in ran]):.3f}", f"{top}/{len(ran)}",
                       f"{_mean([e['percentile'] for e in ran]):.0f}",
                       f"{_mean([e.get('tau') for e in ran]):.2f}", f"{_mean([e.get('rho') for e in ran]):.2f}",
-                      f"{_mean([e['seconds'] for e in ran]):.0f}", picks])
+                      f"{_mean([e['pareto'] for e in ran]):.2f}", f"{_mean([e['seconds'] for e in ran]):.0f}", picks])
     head = ["strategy", "seeds", "mean regret (dB)", f"top 10 % (rank <= {max(1, math.floor(0.1 * n))})",
-            "mean percentile", "Kendall tau", "Spearman rho", "search s", "picks (table rank)"]
+            "mean percentile", "Kendall tau", "Spearman rho", "below the Pareto front (dB)", "search s",
+            "picks (table rank)"]
     expected = statistics.fmean(float(m.iloc[0]) - float(v) for v in m)
     text = (f"Table `{metric}`: {n} architectures, best {m.index[0]} {m.iloc[0]:.3f} dB; a uniform random "
             f"pick's expected regret {expected:.3f} dB.\n\n" + md_table(head, lines))
@@ -454,19 +466,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = {(r["strategy"], r["seed"]) for r in read_rows(out)}
         todo = [(g, s) for g in groups for s in seeds if any((n, s) not in done for n in GROUPS[g])]
         # the random search needs its seed's CLEARER search time: it goes last
-        todo.sort(key=lambda gs: gs[0] == "random-search")
+        todo.sort(key=lambda gs: gs[0].startswith("random-search"))
         with ProcessPoolExecutor(max_workers=ns.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {}
-            waiting = [gs for gs in todo if gs[0] == "random-search"]
+            waiting = [gs for gs in todo if gs[0].startswith("random-search")]
             for g, s in todo:
-                if g != "random-search":
+                if not g.startswith("random-search"):
                     futures[pool.submit(job, g, s, str(out), 0.0, ns.rs_steps)] = (g, s)
 
             def submit_random() -> None:
-                times = {r["seed"]: r["seconds"] for r in read_rows(out) if r["strategy"] == "darts-argmax" and r["seconds"]}
+                rows = read_rows(out)
                 for g, s in list(waiting):
+                    # equal wall-clock: that seed's CLEARER search, or spos-long's for the long random search
+                    paced = "spos-long-rank" if g == "random-search-long" else "darts-argmax"
+                    times = {r["seed"]: r["seconds"] for r in rows if r["strategy"] == paced and r["seconds"]}
                     budget = ns.rs_budget or times.get(s)
-                    if budget is not None or "darts" not in groups:
+                    if budget is not None or paced.rsplit("-", 1)[0] not in groups and not times:
                         waiting.remove((g, s))
                         futures[pool.submit(job, g, s, str(out), budget or 60.0, ns.rs_steps)] = (g, s)
 

@@ -170,3 +170,19 @@ def test_where_says_where_a_genotype_of_the_tables_space_sits(tmp_path):
     assert bench.where(Genotype(load_space_file("tiny"), {l: "fusion" for l in load_space_file("tiny").labels})) is None
     assert json.loads(g.save(tmp_path / "g.json").read_text())["space"]["global_residual"] is True
     assert bench.matching_table(tmp_path / "g.json") == bench.DEFAULT_TABLE
+
+
+def test_the_table_space_file_and_recipes_search_the_tables_space_and_task():
+    """`clearer-nni search --space table` searches exactly what the shipped table trained (its space and noise)."""
+    from clearer_nni.archs.space import load_space_file
+    from clearer_nni.config import resolve_search
+    from clearer_nni.data import degradation_for
+
+    recipe = bench.recipe_of()
+    assert load_space_file("table") == recipe.space_config()
+    for name in ("table", "table-spos"):
+        cfg = resolve_search({"space": "table", "recipe": name})
+        noise = degradation_for(cfg.degradation, cfg.sigma, cfg.noise_clip, correlation_length=cfg.correlation_length)
+        assert noise.describe() == recipe.make_degradation().describe(), name
+        assert cfg.data == recipe.train_data
+    assert resolve_search({"space": "table", "recipe": "table-spos"}).strategy == "spos"

@@ -706,3 +706,15 @@ def test_lambda_sweep_is_the_papers_table_5_grid():
     space = json.loads((REPO / "search_spaces" / "hpo_lambda_sweep.json").read_text())
     assert space == {"lambdas": {"_type": "choice", "_value": [[0.0, 0.0], [0.01, 0.0], [0.1, 0.0], [0.01, 0.01],
                                                                [0.1, 0.1]]}}
+
+
+def test_a_resumed_trial_knows_which_intermediate_results_nni_stored(tmp_path):
+    """After a crash of NNI's manager, a resumed trial sends again what the manager's database lacks."""
+    from clearer_nni.experiment.trial import intermediate_metric, recorded_steps
+
+    expdir = _record_experiment(tmp_path)
+    assert recorded_steps(expdir, "tA") == {5, 10} and recorded_steps(expdir, "tE") == set()
+    assert recorded_steps(tmp_path / "nowhere", "tA") is None and recorded_steps(None, "tA") is None
+    assert intermediate_metric({"step": 15, "val_psnr": 20.5, "loss_arch": 0.3}) == {
+        "default": 20.5, "alpha_entropy": 0.3, "step": 15}
+    assert intermediate_metric({"step": 15, "val_psnr": float("nan")}) is None

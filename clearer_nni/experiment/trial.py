@@ -137,6 +137,10 @@ class TrialReporter:
         self._send("PERIODICAL", metric, self.sequence)
         self.sequence += 1
 
+    def resend(self, metric: dict[str, Any], sequence: int) -> None:
+        """Report an intermediate result again under its own ``sequence`` (one NNI did not store)."""
+        self._send("PERIODICAL", metric, sequence)
+
     def final(self, metric: dict[str, Any]) -> None:
         """Report the final result."""
         self._send("FINAL", metric, 0)
@@ -238,6 +242,8 @@ class SearchPlan:
     note: str = ""
     #: log rows (intermediate results) the checkpoint holds
     rows: int = 0
+    #: those rows themselves (step, val_psnr, loss_arch...)
+    log: list = dataclasses.field(default_factory=list)
 
 
 def plan_search(out: Path, cfg: Any) -> SearchPlan:
@@ -268,9 +274,46 @@ def plan_search(out: Path, cfg: Any) -> SearchPlan:
         path, state = found
         clash = sorted(resume_clash(cfg, state.get("config") or {}))
         if not clash:
-            return SearchPlan("resume", int(state["step"]), path, note, len(state.get("log") or []))
+            log = list(state.get("log") or [])
+            return SearchPlan("resume", int(state["step"]), path, note, len(log), log)
         note = (note + "; " if note else "") + f"{path} was saved with other settings {clash}: searching again"
     return SearchPlan("fresh", note=note)
+
+
+def recorded_steps(expdir: Path | None, trial_id: str) -> set[int] | None:
+    """The steps of the intermediate results NNI's manager recorded for ``trial_id`` (its database,
+    ``<experiment>/db/nni.sqlite``, read-only), or None where it cannot be read."""
+    import sqlite3
+
+    db = expdir / "db" / "nni.sqlite" if expdir is not None else None
+    if db is None or not db.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = con.execute("SELECT data FROM MetricData WHERE trialJobId=? AND type='PERIODICAL'",
+                               (trial_id,)).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    steps = set()
+    for (data,) in rows:
+        try:
+            value = json.loads(data)
+            value = json.loads(value) if isinstance(value, str) else value
+            steps.add(int(value["step"]))
+        except (ValueError, TypeError, KeyError):
+            continue
+    return steps
+
+
+def intermediate_metric(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The intermediate result a log row reports (None when its validation PSNR is not finite)."""
+    psnr = finite_or_none(row.get("val_psnr"))
+    if psnr is None:
+        return None
+    return {"default": psnr, "alpha_entropy": finite_or_none(row.get("loss_arch")), "step": int(row["step"])}
 
 
 def final_metric(meta: Mapping[str, Any], genotype_path: Path, document: Mapping[str, Any] | None = None
@@ -354,7 +397,17 @@ def _run(argv: Sequence[str] | None) -> int:
             print(f"resuming the search of parameter id {reporter.parameter_id} from step {plan.step} "
                   f"({plan.checkpoint})", flush=True)
             cfg = dataclasses.replace(cfg, resume=True)
-            reporter.sequence = plan.rows  # intermediate results go on where the checkpoint's log ends
+            # a crash of NNI's manager loses the results it had not stored yet: send those of the checkpoint's
+            # log again (the manager's database says which it holds), then go on where that log ends
+            held = recorded_steps(experiment_dir(out_root, reporter.experiment_id), reporter.trial_id)
+            if held is not None:
+                for i, row in enumerate(plan.log):
+                    metric = intermediate_metric(row)
+                    if metric is not None and metric["step"] not in held:
+                        reporter.resend(metric, i)
+                        print(f"reported step {metric['step']}'s intermediate result again (NNI had not stored it)",
+                              flush=True)
+            reporter.sequence = plan.rows
 
     record: dict[str, Any] = {
         "trial_id": reporter.trial_id, "experiment_id": reporter.experiment_id,
@@ -387,15 +440,14 @@ def _run(argv: Sequence[str] | None) -> int:
               "not searching", flush=True)
     else:
         def on_log(row: dict[str, float]) -> None:
-            psnr = finite_or_none(row.get("val_psnr"))
             print(f"step {int(row['step'])}: val PSNR {row.get('val_psnr'):.3f} dB, L_Arch {row.get('loss_arch'):.4f}, "
                   f"{row.get('seconds')} s", flush=True)
-            if psnr is None:
+            metric = intermediate_metric(row)
+            if metric is None:
                 print(f"warning: step {row['step']}: validation PSNR is not finite; intermediate result skipped",
                       file=sys.stderr, flush=True)
                 return
-            reporter.intermediate({"default": psnr, "alpha_entropy": finite_or_none(row.get("loss_arch")),
-                                   "step": int(row["step"])})
+            reporter.intermediate(metric)
 
         os.environ[RANK_CONFIG] = json.dumps(dataclasses.asdict(cfg))  # for the DDP ranks Lightning starts
         result = run_search(cfg, on_log=on_log)
