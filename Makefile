@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_WORKERS ?= 2
 
-.PHONY: demo test setup clean
+.PHONY: demo test test-fast setup clean
 
 $(STAMP): setup.py requirements.txt
 	$(PY) -m venv $(VENV)
@@ -19,8 +20,13 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/clearer-nni demo --out runs/quickstart
 
+# the whole suite on one pytest worker per core (pytest-xdist; each test keeps one torch thread)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
+
+# the edit-test loop: unit tests only (no NNI experiment, subprocess, server or wheel: tests/conftest.py)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) runs

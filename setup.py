@@ -33,7 +33,7 @@ setup(
     # bm3d: only for benchmarks/quality.py --bm3d (its licence is non-commercial: never a dependency)
     # onnx: export-model --format onnx and restore --model *.onnx (none of the three pulls in torch)
     # tensorboard: the TensorBoard event files of search and retrain (NNI's web UI "TensorBoard" button)
-    extras_require={"test": ["pytest>=7", *ONNX, *TENSORBOARD], "bm3d": ["bm3d"], "onnx": ONNX,
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", *ONNX, *TENSORBOARD], "bm3d": ["bm3d"], "onnx": ONNX,
                     "tensorboard": TENSORBOARD},
     entry_points={"console_scripts": ["clearer-nni=clearer_nni.cli:main"]},
 )

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
-from typing import Callable, Sequence
+import threading
+from typing import Any, Callable, Sequence
 
 from .runtime import quiet_libraries
 
-__all__ = ["COMMANDS", "run_cli", "main"]
+__all__ = ["COMMANDS", "STOP_SIGNALS", "interrupted_code", "run_cli", "main"]
 
 #: Sub-command → (module with a ``main(argv)`` function, one line of help).
 COMMANDS = {
@@ -38,16 +40,60 @@ COMMANDS = {
 ERRORS = (ValueError, ArithmeticError, OSError, RuntimeError, subprocess.SubprocessError)
 
 
+#: Stopped from outside like Ctrl-C: what a cluster scheduler, ``docker stop``, ``timeout``, systemd and NNI
+#: send (SIGTERM), and a closed terminal (SIGHUP).
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+class _StopSignal:
+    """The handler of :data:`STOP_SIGNALS`: the first raises ``KeyboardInterrupt`` (so every command keeps
+    what it keeps after Ctrl-C), a second one during that shutdown ends the process at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            os._exit(128 + signum)
+        self.signum = signum
+        raise KeyboardInterrupt
+
+
+_STOP = _StopSignal()
+
+
+def interrupted_code() -> int:
+    """The exit code of a command stopped by a signal: 128 + the signal (143 for SIGTERM, 129 for SIGHUP),
+    130 for Ctrl-C."""
+    return 128 + (_STOP.signum or signal.SIGINT)
+
+
+def _handle_stop_signals() -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+    _STOP.signum = None
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        # an ignored SIGHUP (nohup) stays ignored
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, _STOP)
+    return previous
+
+
 def run_cli(fn: Callable[[], int], quiet: bool = True) -> int:
-    """Run a command: bad input gives one ``error: ...`` line and exit code 2, Ctrl-C exit code 130,
-    an argparse exit (``--help``, a usage error) its own code. ``CLEARER_DEBUG=1`` shows tracebacks."""
+    """Run a command: bad input gives one ``error: ...`` line and exit code 2; Ctrl-C, SIGTERM and SIGHUP
+    stop it as Ctrl-C does (what can be kept is kept), with exit code 128 + the signal (130, 143, 129); an
+    argparse exit (``--help``, a usage error) its own code. ``CLEARER_DEBUG=1`` shows tracebacks."""
     if quiet:
         quiet_libraries()
+    previous = _handle_stop_signals()
     try:
         return fn()
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        code = interrupted_code()
+        print("interrupted" if code == 130 else f"stopped by {signal.Signals(code - 128).name}", file=sys.stderr)
+        return code
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except ERRORS as exc:
@@ -59,6 +105,8 @@ def run_cli(fn: Callable[[], int], quiet: bool = True) -> int:
         from .outlock import release_all
 
         release_all()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _describe(exc: BaseException) -> str:

@@ -209,7 +209,7 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
     from tqdm import tqdm
 
     from . import outlock
-    from .data import probe_image, set_max_pixels
+    from .data import DataError, frame_count, probe_image, set_max_pixels
     from .deploy import load_model
 
     cfg.validate()
@@ -223,6 +223,11 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
     jobs, renamed, folder = _plan(cfg)
     for src, _ in jobs:
         probe_image(src)  # every header before the first image: an unreadable or huge file fails now
+        frames = frame_count(src)
+        if frames > 1:  # never a silent first frame
+            raise DataError(f"{src}: {frames} frames (an animation or a multi-page file); restore restores single "
+                            "images and would keep only the first: save the frames as separate images (for example "
+                            "with PIL.ImageSequence) and restore their folder")
     result = RestoreResult(renamed=renamed)
     out = Path(cfg.output)
     if not folder:
@@ -251,7 +256,7 @@ def run_restore(cfg: RestoreConfig) -> RestoreResult:
             if conversion:
                 result.conversions[src] = conversion
         publish_into(staging, out)
-    except BaseException as exc:
+    except BaseException:
         if not any(staging.iterdir()):
             shutil.rmtree(staging, ignore_errors=True)
             raise

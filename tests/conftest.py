@@ -13,6 +13,18 @@ warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module.*")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+#: Test modules that run NNI experiments, subprocesses, servers or the wheel end to end: all ``slow``, so
+#: ``make test-fast`` (``-m "not slow"``) is the edit-test loop and ``make test`` runs everything.
+END_TO_END = {"test_experiment", "test_quickstart", "test_remote", "test_wheel", "test_gpu_dryrun",
+              "test_search_ddp", "test_tensorboard", "test_reliability", "test_resume", "test_rank_select",
+              "test_readme"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in END_TO_END:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):

@@ -13,8 +13,8 @@ __all__ = ["experiment_file", "wait_for_trials", "listening_addresses"]
 
 
 def experiment_file(folder: Path, trial_args: str, search_space: dict[str, Any], trials: int,
-                    code_dir: str | Path = ".", name: str = "test.yml", extra: str = "") -> Path:
-    """A local NNI experiment file in ``folder``: ``trials`` trials one at a time, GridSearch over
+                    code_dir: str | Path = ".", name: str = "test.yml", extra: str = "", concurrency: int = 1) -> Path:
+    """A local NNI experiment file in ``folder``: ``trials`` trials, ``concurrency`` at a time, GridSearch over
     ``search_space`` (written beside it), each ``clearer_nni.experiment.trial TRIAL_ARGS`` with one torch thread;
     ``extra``: more top-level lines (``maxExperimentDuration: 20s``)."""
     import json
@@ -26,7 +26,7 @@ experimentName: clearer-{Path(name).stem}
 searchSpaceFile: {name}.hpo.json
 trialCommand: OMP_NUM_THREADS=1 ${{CLEARER_PYTHON:-python3}} -m clearer_nni.experiment.trial {trial_args}
 trialCodeDirectory: {code_dir}
-trialConcurrency: 1
+trialConcurrency: {concurrency}
 maxTrialNumber: {trials}
 {extra}
 tuner:

@@ -99,6 +99,33 @@ def test_reporter_keeps_the_channel_and_parameter_id_it_started_with(monkeypatch
                                                                  ("FINAL", 7, 0)]
 
 
+def test_a_trial_handed_another_trials_parameters_runs_its_own(tmp_path, monkeypatch, capsys):
+    """NNI 3.0's local training service gives queued parameters to whichever trial asks first: the trial
+    runs (and reports under) the parameters NNI recorded for it, which the web UI shows."""
+    expdir = _record_experiment(tmp_path)  # tA's recorded parameters: id 0, lambdas [0, 0]
+    monkeypatch.setenv("NNI_OUTPUT_DIR", str(expdir / "environments" / "local-env" / "trials" / "tA"))
+
+    def reporter_of(channel):
+        reporter = TrialReporter(channel)
+        reporter.platform, reporter.trial_id, reporter.experiment_id = "local", "tA", "abcd1234"  # as tA
+        return reporter
+
+    channel = _Channel(parameter_id=1)  # tB's
+    reporter = reporter_of(channel)
+    assert reporter.receive_parameters() == {"lambdas": [0.0, 0.0], "seed": 0}
+    assert reporter.parameter_id == 0
+    assert "handed this trial the parameters of id 1" in capsys.readouterr().out
+    reporter.final({"default": 20.0})
+    assert channel.sent[-1][:3] == ("FINAL", 0, "tA")
+    # its own parameters from the channel: nothing changes
+    reporter = reporter_of(_Channel(parameter_id=0))
+    assert reporter.receive_parameters() == {"seed": 3} and reporter.parameter_id == 0
+    # no experiment database to read: the channel's
+    monkeypatch.setenv("NNI_OUTPUT_DIR", str(tmp_path / "elsewhere"))
+    reporter = reporter_of(_Channel(parameter_id=1))
+    assert reporter.receive_parameters() == {"seed": 3} and reporter.parameter_id == 1
+
+
 # -- the trial entry under NNI's file-based trial channel ------------------------------------------
 
 def _trial_env(tmp_path: Path, parameters: dict, parameter_id: int = 5) -> dict[str, str]:
@@ -279,8 +306,10 @@ _E2E_SPACE = {"lambdas": {"_type": "choice", "_value": [[0.01, 0.0], [0.1, 0.01]
 
 
 def _e2e_config(tmp_path: Path) -> Path:
+    # two at a time: NNI 3.0's local training service may hand each the other's parameters, and every check
+    # below by parameters (which one failed, the metrics' parameter ids) holds only if the trials run their own
     return experiment_file(tmp_path, "--space tiny --steps 20 --warmup-steps 5 --log-every 5", _E2E_SPACE,
-                           trials=3, code_dir=REPO, name="e2e.yml")
+                           trials=3, code_dir=REPO, name="e2e.yml", concurrency=2)
 
 
 def test_real_experiment_on_loopback(tmp_path):

@@ -152,6 +152,38 @@ def test_restore_bad_input_exits_2(tmp_path, capsys, problem, message):
         assert out.read_bytes() == b"keep"
 
 
+@pytest.mark.parametrize("name", ["anim.gif", "anim.webp", "pages.tif"])
+def test_a_multi_frame_image_is_refused_with_its_frame_count_never_cut_to_its_first_frame(tmp_path, capsys, name):
+    import warnings
+
+    from clearer_nni.data import frame_count
+    from clearer_nni.data.images import ConversionWarning
+
+    ckpt = make_checkpoint(tmp_path / "m.ckpt")
+    frames = [Image.fromarray((_image(20, 24, seed=k)[..., 0] * 255).astype(np.uint8)) for k in range(3)]
+    src = tmp_path / name
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100)
+    assert frame_count(src) == 3
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_image(folder / "still.png", _image(20, 24))
+    (folder / name).write_bytes(src.read_bytes())
+    for args in ([str(src), "-o", str(tmp_path / "o.png")], [str(folder), "-o", str(tmp_path / "out")]):
+        assert main([*args, "--model", str(ckpt), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"{name}: 3 frames (an animation or a multi-page file); restore restores single images" in err, err
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "out").exists()
+    # the readers of training and test folders read the first frame, and say so
+    import clearer_nni.data.images as images
+
+    images._SAID.discard("frames")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert read_image(src, 1).shape == (20, 24, 1)
+    assert any(issubclass(w.category, ConversionWarning) and "3 frames" in str(w.message)
+               and "only the first is read" in str(w.message) for w in caught)
+
+
 def test_restore_command_line_refuses_tile_not_larger_than_overlap(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "clearer_nni", "restore", "in.png", "-o", str(tmp_path / "o.png"),
                            "--model", "m.ckpt", "--tile", "16", "--overlap", "20"],

@@ -1,4 +1,4 @@
-"""Resumable search: SIGKILL and Ctrl-C mid-run, torn checkpoints, a loss that becomes NaN."""
+"""Resumable search: SIGKILL, Ctrl-C, SIGTERM and SIGHUP mid-run, torn checkpoints, a loss that becomes NaN."""
 
 from __future__ import annotations
 
@@ -82,16 +82,47 @@ def test_sigkill_then_resume_equals_an_uninterrupted_search(tmp_path, reference)
     assert not (tmp_path / ".run.partial").exists() and not (out / "checkpoints").exists()
 
 
-def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_ctrl_c_or_a_termination_signal_stops_cleanly_with_a_checkpoint(tmp_path, sig, code):
+    """SIGTERM (a scheduler, ``docker stop``, ``timeout``, NNI) and SIGHUP stop a search as Ctrl-C does, and
+    the exit code says which (128 + the signal), never 0: a script must not take it for a finished run."""
     out = tmp_path / "run"
     proc = _start(out, "--steps", "400")
     _wait_for(tmp_path / ".run.partial" / "checkpoints" / "step-0000020.pt", proc)
     sent = time.time()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "last good checkpoint is kept" in err and not out.exists()
     assert _final_checkpoint_after(tmp_path / ".run.partial" / "checkpoints", sent)
+    if sig == signal.SIGTERM:  # and it continues
+        resumed = subprocess.run([sys.executable, "-m", "clearer_nni.search", "--out", str(out), "--resume",
+                                  "--no-progress"], capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+        assert resumed.returncode == 0 and "resuming from" in resumed.stderr, resumed.stderr
+        assert (out / "genotype.json").is_file()
+
+
+def test_a_second_termination_signal_during_the_shutdown_ends_it_at_once():
+    script = """
+import os, signal, time
+from clearer_nni.cli import run_cli
+
+def command():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+    finally:  # the shutdown: a slow clean-up, and the scheduler signals again
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+        print("shutdown finished", flush=True)
+    return 0
+
+raise SystemExit(run_cli(command, quiet=False))
+"""
+    start = time.time()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=ONE_THREAD)
+    assert proc.returncode == 143 and "shutdown finished" not in proc.stdout, (proc.stdout, proc.stderr)
+    assert time.time() - start < 25
 
 
 def test_torn_checkpoint_is_skipped_with_a_warning(tmp_path):
@@ -188,14 +219,15 @@ def test_retrain_sigkill_then_resume_equals_an_uninterrupted_retraining(tmp_path
     assert not (tmp_path / ".run.partial").exists() and not (out / "checkpoints").exists()
 
 
-def test_retrain_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path, genotype_file):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_retrain_ctrl_c_or_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, genotype_file, sig, code):
     out = tmp_path / "run"
     proc = _start_retrain(genotype_file, out, "--steps", "5000")
     _wait_for(tmp_path / ".run.partial" / "checkpoints" / "step-0000020.pt", proc)
     sent = time.time()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert f"clearer-nni retrain --out {out} --resume" in err and not out.exists()
     assert _final_checkpoint_after(tmp_path / ".run.partial" / "checkpoints", sent)
     # weights_only: a retrain checkpoint is plain types and tensors

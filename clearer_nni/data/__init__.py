@@ -27,7 +27,7 @@ from .degradations import (
     protocol_noisy,
     standard_noisy,
 )
-from .images import (MAX_PIXELS, DataError, bit_depth, load_image, max_pixels, probe_image, read_image,
+from .images import (MAX_PIXELS, DataError, bit_depth, frame_count, load_image, max_pixels, probe_image, read_image,
                      set_max_pixels, to_channels, to_luma, write_image)
 from .patches import (
     search_batches,
@@ -83,6 +83,7 @@ __all__ = [
     "read_image",
     "load_image",
     "probe_image",
+    "frame_count",
     "to_channels",
     "set_max_pixels",
     "max_pixels",

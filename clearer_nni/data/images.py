@@ -25,6 +25,7 @@ __all__ = [
     "WRITE_EXTENSIONS",
     "bit_depth",
     "check_writable",
+    "frame_count",
     "load_image",
     "max_pixels",
     "probe_image",
@@ -232,9 +233,40 @@ def probe_image(path: PathLike) -> tuple[int, int]:
         raise _unreadable(p, exc) from exc
 
 
+def frame_count(path: PathLike) -> int:
+    """How many frames (an animated GIF, APNG or WebP) or pages (a multi-page TIFF) an image file holds:
+    1 for a still image. Every reader here reads the first only (and says so); ``restore`` refuses more.
+
+    Raises
+    ------
+    DataError
+        What :func:`probe_image` raises.
+    """
+    p = Path(path)
+    _check_file(p)
+    try:
+        if p.suffix.lower() in _TIFF_SUFFIXES:
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                return len(tif.pages)
+        with _pil_open(p) as im:
+            return int(getattr(im, "n_frames", 1))
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types on garbage
+        raise _unreadable(p, exc) from exc
+
+
+def _say_frames(path: Path, frames: int) -> None:
+    if frames > 1:
+        _say("frames", path, f"{frames} frames (an animation or a multi-page file): only the first is read")
+
+
 def _decode_pil(path: Path) -> tuple[np.ndarray, int]:
     try:
         with _pil_open(path) as im:
+            _say_frames(path, int(getattr(im, "n_frames", 1)))
             im.load()  # decode now, so truncated/corrupt data fails here and not later
             # as viewers show it: the camera's EXIF orientation applied (rotated/mirrored pixels)
             im = ImageOps.exif_transpose(im)
@@ -268,6 +300,7 @@ def _decode_tiff(path: Path) -> tuple[np.ndarray, int]:
 
     try:
         with tifffile.TiffFile(path) as tif:
+            _say_frames(path, len(tif.pages))
             page = tif.pages[0]
             _check_pixels(path, int(page.imagewidth), int(page.imagelength))
             arr = page.asarray()
@@ -335,7 +368,8 @@ def read_image(path: PathLike, channels: int) -> np.ndarray:
     Parameters
     ----------
     path : str or os.PathLike
-        Image file (PNG, JPEG, BMP, TIFF, WebP, GIF, PNM; first frame of multi-frame files).
+        Image file (PNG, JPEG, BMP, TIFF, WebP, GIF, PNM; the first frame of a multi-frame file, with a
+        :class:`ConversionWarning` saying so).
     channels : int
         1 (colour is converted with BT.601 luma, see :func:`to_luma`) or 3 (gray is repeated).
 

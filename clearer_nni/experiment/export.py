@@ -155,6 +155,34 @@ def _decode(data: Any) -> Any:
     return data
 
 
+def recorded_parameters(expdir: Path | None, trial_id: str, wait: float = 0.0) -> dict[str, Any] | None:
+    """The parameter record (``parameter_id``, ``parameters``, ...) NNI's manager stored for ``trial_id``
+    when it created the trial: what the web UI shows for it. None where the database has none (yet)
+    or cannot be read; with ``wait``, retried for that many seconds (the manager stores it asynchronously)."""
+    import time
+
+    db = Path(expdir) / "db" / "nni.sqlite" if expdir is not None else None
+    deadline = time.monotonic() + wait
+    while db is not None and db.is_file():
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+            try:
+                rows = con.execute("SELECT data FROM TrialJobEvent WHERE trialJobId=? AND data IS NOT NULL "
+                                   "ORDER BY timestamp, rowid", (trial_id,)).fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            rows = []
+        for (data,) in reversed(rows):
+            hp = _decode(data)
+            if isinstance(hp, dict) and "parameters" in hp:
+                return hp
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    return None
+
+
 def _as_metric(value: Any) -> dict[str, Any] | None:
     value = _decode(value)
     if isinstance(value, dict):

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import signal
 import socket
 import sys
 import time
@@ -119,24 +118,6 @@ def _url(port: int, public: bool) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _warn_concurrency(config: str | Path) -> None:
-    """NNI 3.0's local training service (training_service/v3/compat.js) queues parameters and gives them to
-    whichever trial asks first: with several trials at once, a trial may run another trial's parameters
-    while the web UI shows its own. The metrics carry the right parameter id (the tuner is right), and
-    export/report use what each trial ran; the web UI's parameter column can be wrong."""
-    try:
-        import yaml
-
-        doc = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
-        platform = (doc.get("trainingService") or {}).get("platform")
-        if platform == "local" and int(doc.get("trialConcurrency", 1)) > 1:
-            print("note: trialConcurrency > 1 with NNI 3.0's local training service: a trial may run with another "
-                  "trial's parameters while the web UI lists its own (the metrics, export and report are right); "
-                  "each trial's clearer_trial.json and trial.log say what it ran", file=sys.stderr)
-    except (OSError, ValueError, TypeError, AttributeError, ImportError):
-        pass
-
-
 def _launch_settings(ns: argparse.Namespace) -> tuple[str | None, int]:
     """The work folder and port of ``run`` and ``resume``; warns about ``--public``."""
     if ns.public:
@@ -148,7 +129,6 @@ def _launch_settings(ns: argparse.Namespace) -> tuple[str | None, int]:
 def _cmd_run(ns: argparse.Namespace) -> int:
     workdir, port = _launch_settings(ns)
     config = experiment_path(ns.config)
-    _warn_concurrency(config)
     exp_id = create_experiment(config, port, workdir, public=ns.public, debug=ns.debug)
     return _started(exp_id, port, workdir, ns, "started")
 
@@ -188,8 +168,10 @@ def _started(exp_id: str, port: int, workdir: str | None, ns: argparse.Namespace
         print(f"timeout: {exc}; stopping it", file=sys.stderr)
         code = 3
     except KeyboardInterrupt:
+        from ..cli import interrupted_code
+
         print("interrupted: stopping the experiment", file=sys.stderr)
-        code = 130
+        code = interrupted_code()
     finally:
         try:
             trials = _print_trials(port)
@@ -252,5 +234,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.exit(main())

@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .export import GENOTYPE_JSON, finite_or_none
+from .export import GENOTYPE_JSON, finite_or_none, recorded_parameters
 
 __all__ = ["ALIASES", "PAIR", "NOT_TUNABLE", "SEARCHES", "TrialReporter", "parameter_settings", "experiment_dir", "tensorboard_button",
            "search_folder", "SearchPlan", "plan_search", "default_checkpoint_every", "final_metric", "main"]
@@ -107,6 +107,8 @@ class TrialReporter:
             record = self.channel.receive_parameter()
         if record is None:
             raise RuntimeError("NNI sent no parameters for this trial (its trial command channel is closed)")
+        if not self.standalone:
+            record = self._own_parameters(record)
         params = record.get("parameters")
         if params is None:
             params = {}
@@ -119,6 +121,22 @@ class TrialReporter:
 
         set_trial_record(record)  # keep nni.get_current_parameter() working for code that asks
         return dict(self.parameters)
+
+    def _own_parameters(self, record: Any) -> Any:
+        """The parameters NNI's manager recorded for this trial, when the channel handed it another's.
+
+        NNI 3.0's local training service queues parameters and gives them to whichever trial asks first
+        (``training_service/v3/compat.js``): with several trials at once, trial A may receive B's while the
+        web UI lists A with its own. Running the recorded ones (each trial's, so each once) keeps the web
+        UI, the tuner and the trial's folder in agreement."""
+        expdir = experiment_dir(os.environ.get("NNI_OUTPUT_DIR"), self.experiment_id)
+        own = recorded_parameters(expdir, self.trial_id, wait=10.0) if isinstance(record, Mapping) else None
+        if own is None or str(own.get("parameter_id")) == str(record.get("parameter_id")):
+            return record
+        print(f"note: NNI handed this trial the parameters of id {record.get('parameter_id')}, recorded for "
+              f"another trial; it runs the ones recorded for it (id {own.get('parameter_id')}), which the web UI "
+              "shows (NNI 3.0, several trials at once)", flush=True)
+        return own
 
     def _send(self, kind: str, metric: dict[str, Any], sequence: int) -> None:
         if self.standalone:
