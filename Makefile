@@ -22,11 +22,11 @@ demo: $(STAMP)
 
 # the whole suite on one pytest worker per core (pytest-xdist; each test keeps one torch thread)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 # the edit-test loop: unit tests only (no NNI experiment, subprocess, server or wheel: tests/conftest.py)
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow" tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) runs

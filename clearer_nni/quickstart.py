@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .experiment.rest import TERMINAL_TRIAL_STATUSES, pick_port, rest_get, trial_metric, wait_for_experiment
         from .experiment.report import write_report
         from .retrain import RetrainConfig, run_retrain
+        from .runtime import free_cpus
 
         from . import outlock
 
@@ -157,9 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         t = stage_done("export and report", t)
 
         _step(3, f"retrain the best genotype from scratch ({ns.retrain_steps} steps)")
+        # the experiment has ended: the retraining may use every CPU that is idle now
         retrained = run_retrain(RetrainConfig(genotype=str(genotype_path), out=str(out / "retrain"),
                                               steps=ns.retrain_steps, batch_size=16, patch_size=48,
-                                              val_every=max(1, ns.retrain_steps // 5), overwrite=True))
+                                              val_every=max(1, ns.retrain_steps // 5), overwrite=True,
+                                              threads=free_cpus()))
         print(f"best validation PSNR {retrained.best_val_psnr:.2f} dB at step {retrained.best_step}")
         t = stage_done(f"retrain ({ns.retrain_steps} steps)", t)
 

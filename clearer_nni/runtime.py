@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["quiet_libraries", "resolve_device", "lightning_accelerator", "set_threads", "staging_dir", "check_out", "prepare_out",
+__all__ = ["quiet_libraries", "resolve_device", "lightning_accelerator", "set_threads", "free_cpus", "staging_dir", "check_out", "prepare_out",
            "publish", "publish_into", "expect_file", "sniff", "DiskFullError", "disk_full_error", "atomic_write",
            "atomic_write_text", "atomic_savefig", "atomic_save", "software_versions"]
 
@@ -66,6 +66,18 @@ def set_threads(threads: int = 0) -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+def free_cpus(sample: float = 1.0) -> int:
+    """How many of the CPUs this process may use are idle now (at least 1): their count less the busy
+    share measured over ``sample`` seconds, rounded. For a job that runs alone after others ended (the
+    demo's retraining after its experiment), where :func:`set_threads`'s auto (one CPU left free) wastes a
+    core of a 2-core machine, while a neighbour's load still keeps threads from spin-waiting on a busy core."""
+    import psutil
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = psutil.cpu_percent(interval=sample) / 100.0 * (os.cpu_count() or cpus)
+    return max(1, min(cpus, round(cpus - busy)))
 
 
 def expect_file(path: str | Path, what: str, error: type[Exception] = ValueError) -> Path:

@@ -29,6 +29,7 @@ def tiny_table(tmp_path_factory):
     return out, seen
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_a_tiny_table_has_a_row_per_architecture_and_seed_with_its_recipe(tiny_table):
     out, seen = tiny_table
     assert seen[-1] == (8, 8)
@@ -45,6 +46,7 @@ def test_a_tiny_table_has_a_row_per_architecture_and_seed_with_its_recipe(tiny_t
     assert {"machine", "started", "commit", "software"} <= set(meta)
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_a_row_is_reproducible_and_the_build_resumes_with_what_is_missing(tiny_table, tmp_path):
     out, _ = tiny_table
     rows = read_table(out)

@@ -45,6 +45,7 @@ def _reference(net, h, w, seed=1):
 
 
 @onnx_only
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_onnx_export_takes_any_size_and_agrees_with_pytorch(trained, tmp_path, capsys):
     import onnxruntime as ort
 
@@ -114,6 +115,7 @@ def test_export_model_bad_input_exits_2(trained, tmp_path, capsys, problem, mess
     assert problem != "exists" or out.read_text() == "keep"
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_export_model_is_a_clearer_nni_command(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "clearer_nni", "export-model", "--help"], capture_output=True,
                           text=True, cwd=REPO, timeout=120)

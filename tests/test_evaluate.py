@@ -190,6 +190,7 @@ def test_evaluate_cli_bad_input_exits_2(tmp_path, capsys, problem, message):
     assert not list(tmp_path.glob(".e.partial"))
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_evaluate_command_line_rejects_an_unknown_protocol(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "clearer_nni", "evaluate", "--model", "m.ckpt", "--out",
                            str(tmp_path / "e"), "--protocol", "kair"],

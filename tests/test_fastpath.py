@@ -68,6 +68,7 @@ def test_channels_last_supernet_has_the_same_numerics(tiny_space):
 
 # -- compile ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_compile_runs_or_falls_back_and_keeps_the_module():
     torch.manual_seed(0)
     m = nn.Conv2d(1, 2, 3)

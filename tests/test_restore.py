@@ -184,6 +184,7 @@ def test_a_multi_frame_image_is_refused_with_its_frame_count_never_cut_to_its_fi
                and "only the first is read" in str(w.message) for w in caught)
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_restore_command_line_refuses_tile_not_larger_than_overlap(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "clearer_nni", "restore", "in.png", "-o", str(tmp_path / "o.png"),
                            "--model", "m.ckpt", "--tile", "16", "--overlap", "20"],

@@ -218,6 +218,7 @@ def test_retrain_refuses_missing_genotype_and_non_empty_out(tmp_path, capsys):
     assert (tmp_path / "r" / "keep.txt").read_text() == "x"
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_retrain_command_line_refuses_16_mixed_on_cpu(tmp_path):
     geno = tmp_path / "g.json"
     make_genotype(geno)
@@ -230,6 +231,7 @@ def test_retrain_command_line_refuses_16_mixed_on_cpu(tmp_path):
 
 # -- DDP (2 CPU processes, gloo) ----------------------------------------------------------------------
 
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_ddp_retraining_on_two_cpu_processes_splits_the_batch_and_writes_once(tmp_path):
     geno = tmp_path / "genotype.json"
     make_genotype(geno)

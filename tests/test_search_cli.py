@@ -17,6 +17,7 @@ from conftest import REPO
 TINY = str(REPO / "search_spaces" / "tiny.yaml")
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: make test-fast leaves it out
 def test_tiny_search_through_the_cli_writes_a_valid_genotype(tmp_path):
     out = tmp_path / "run"
     # (Its speed, ~6 s on 2 idle cores, is recorded in docs/RESULTS.md; the timeout only catches a hang.)
